@@ -1,0 +1,3 @@
+from neuroseq.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""`neuroseq <step> ...`: the entry point every workflow rule calls.
+
+Each subcommand reads its inputs, takes its options from the same YAML config as the
+workflow (``-c``), calls one package function and writes through the one writer.
+Errors on bad input print one line naming the file, the field, what was expected and
+what was found, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from neuroseq import __version__
+from neuroseq.config import ingest_options, load_config
+from neuroseq.errors import NeuroseqError
+
+log = logging.getLogger("neuroseq")
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from neuroseq.simulate import simulate_demo
+
+    demo = load_config(args.config)["demo"]
+    n = args.n_sessions if args.n_sessions is not None else demo["n_sessions"]
+    duration = args.duration if args.duration is not None else demo["duration_s"]
+    seed = args.seed if args.seed is not None else demo["seed"]
+    for path in simulate_demo(args.output, n_sessions=n, duration_s=duration, seed=seed):
+        log.info("wrote %s", path)
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from neuroseq.io.ingest import ingest_file
+    from neuroseq.io.output import write_dataset
+
+    config = load_config(args.config)
+    session_id = args.session or Path(args.input).stem
+    options = ingest_options(config, args.session)
+    ds = ingest_file(args.input, session_id=session_id, **options)
+    write_dataset(ds, args.output, schema="neuroseq.session/1", session_id=session_id,
+                  source_file=args.input, params=options)
+    log.info("wrote %s", args.output)
+
+
+def _summarize(args: argparse.Namespace) -> None:
+    from neuroseq.io.output import write_dataset
+    from neuroseq.summary import summarize_sessions
+
+    ds = summarize_sessions(args.inputs)
+    write_dataset(ds, args.output, schema="neuroseq.summary.sessions/1", session_id="all",
+                  source_file=None, params={"inputs": [str(p) for p in args.inputs]})
+    log.info("wrote %s", args.output)
+
+
+def _figures(args: argparse.Namespace) -> None:
+    from neuroseq.report.figures import session_figures
+
+    for path in session_figures(args.input, args.output):
+        log.info("wrote %s", path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `neuroseq` command."""
+    parser = argparse.ArgumentParser(prog="neuroseq", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"neuroseq {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
+
+    def step(name: str, func, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("-c", "--config", type=Path, help="YAML config (the workflow's schema)")
+        p.set_defaults(func=func)
+        return p
+
+    p = step("simulate", _simulate, "write the demo NWB sessions with known ground truth")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("-n", "--n-sessions", type=int, help="default: config demo.n_sessions")
+    p.add_argument("--duration", type=float, help="seconds; default: config demo.duration_s")
+    p.add_argument("--seed", type=int, help="default: config demo.seed")
+
+    p = step("ingest", _ingest, "NWB file or CSV trial table -> session.nc")
+    p.add_argument("input", type=Path, help="NWB file or CSV trial table")
+    p.add_argument("-o", "--output", type=Path, required=True, help="session.nc to write")
+    p.add_argument("--session", help="session id in the config (applies its overrides)")
+
+    p = step("summarize", _summarize, "per-session counts, durations and rates -> summary.nc")
+    p.add_argument("inputs", type=Path, nargs="+", help="session.nc files")
+    p.add_argument("-o", "--output", type=Path, required=True, help="summary.nc to write")
+
+    p = step("figures", _figures, "report figures of one session.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        args.func(args)
+    except NeuroseqError as exc:
+        print(f"neuroseq {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
