@@ -39,8 +39,14 @@ def _ingest(args: argparse.Namespace) -> None:
     session_id = args.session or Path(args.input).stem
     options = ingest_options(config, args.session)
     ds = ingest_file(args.input, session_id=session_id, **options)
-    write_dataset(ds, args.output, schema="neuroseq.session/1", session_id=session_id,
-                  source_file=args.input, params=options)
+    write_dataset(
+        ds,
+        args.output,
+        schema="neuroseq.session/1",
+        session_id=session_id,
+        source_file=args.input,
+        params=options,
+    )
     log.info("wrote %s", args.output)
 
 
@@ -49,8 +55,14 @@ def _summarize(args: argparse.Namespace) -> None:
     from neuroseq.summary import summarize_sessions
 
     ds = summarize_sessions(args.inputs)
-    write_dataset(ds, args.output, schema="neuroseq.summary.sessions/1", session_id="all",
-                  source_file=None, params={"inputs": [str(p) for p in args.inputs]})
+    write_dataset(
+        ds,
+        args.output,
+        schema="neuroseq.summary.sessions/1",
+        session_id="all",
+        source_file=None,
+        params={"inputs": [str(p) for p in args.inputs]},
+    )
     log.info("wrote %s", args.output)
 
 
@@ -58,6 +70,13 @@ def _figures(args: argparse.Namespace) -> None:
     from neuroseq.report.figures import session_figures
 
     for path in session_figures(args.input, args.output):
+        log.info("wrote %s", path)
+
+
+def _summary_figures(args: argparse.Namespace) -> None:
+    from neuroseq.report.figures import summary_figures
+
+    for path in summary_figures(args.input, args.output):
         log.info("wrote %s", path)
 
 
@@ -92,14 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("figures", _figures, "report figures of one session.nc")
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+
+    p = step("summary-figures", _summary_figures, "report figures of the sessions summary")
+    p.add_argument("input", type=Path, help="summary/sessions.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     try:
         args.func(args)
     except NeuroseqError as exc:

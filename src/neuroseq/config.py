@@ -57,11 +57,20 @@ def validate_config(config: Mapping[str, Any], source: object = "config") -> dic
 
 
 def _expected(err: jsonschema.ValidationError) -> str:
-    if err.validator == "additionalProperties":
-        return "only the keys " + ", ".join(sorted(err.schema.get("properties", {})))
-    if err.validator in ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "pattern"):
-        return f"{err.validator} {err.validator_value!r}"
-    return f"a value satisfying {err.validator!r}"
+    v = err.validator_value
+    words = {
+        "additionalProperties": lambda: (
+            "only the keys " + ", ".join(sorted(err.schema.get("properties", {})))
+        ),
+        "type": lambda: f"type {v}",
+        "enum": lambda: f"one of {v}",
+        "minimum": lambda: f"a number >= {v}",
+        "exclusiveMinimum": lambda: f"a number > {v}",
+        "maximum": lambda: f"a number <= {v}",
+        "pattern": lambda: f"text matching {v!r}",
+        "required": lambda: f"the keys {v}",
+    }
+    return words.get(err.validator, lambda: f"a value satisfying {err.validator!r}")()
 
 
 def load_config(path: str | Path | None) -> dict[str, Any]:
@@ -104,8 +113,9 @@ def ingest_options(config: Mapping[str, Any], session_id: str | None = None) -> 
     entry = _session_entry(config, session_id)
     if isinstance(entry, str) or not entry.get("ingest"):
         return ingest
-    merged = validate_config({"ingest": _merge(ingest, entry["ingest"])},
-                             source=f"config sessions.{session_id}.ingest")
+    merged = validate_config(
+        {"ingest": _merge(ingest, entry["ingest"])}, source=f"config sessions.{session_id}.ingest"
+    )
     return merged["ingest"]
 
 
@@ -114,5 +124,6 @@ def _session_entry(config: Mapping[str, Any], session_id: str) -> Any:
         return config["sessions"][session_id]
     except KeyError:
         known = ", ".join(sorted(config["sessions"])) or "none"
-        raise InputError("config", "sessions", f"a session id among: {known}",
-                         repr(session_id)) from None
+        raise InputError(
+            "config", "sessions", f"a session id among: {known}", repr(session_id)
+        ) from None

@@ -17,13 +17,43 @@ from neuroseq.errors import SchemaError
 
 #: The fixed vocabulary of dimension names (DESIGN.md), plus the few an analysis declares.
 DIMS = frozenset(
-    {"session", "trial", "time", "unit", "feature", "condition", "stimulus", "model", "param",
-     "fold", "decoder", "latent", "group", "n_measurements", "width", "sparsity", "seed",
-     "epoch", "stimulus_grid", "bound", "sample", "method", "init"}
+    {
+        "session",
+        "trial",
+        "time",
+        "unit",
+        "feature",
+        "condition",
+        "stimulus",
+        "model",
+        "param",
+        "fold",
+        "decoder",
+        "latent",
+        "group",
+        "n_measurements",
+        "width",
+        "sparsity",
+        "seed",
+        "epoch",
+        "stimulus_grid",
+        "bound",
+        "sample",
+        "method",
+        "init",
+    }
 )
 
-PROVENANCE = ("neuroseq_schema", "neuroseq_version", "session_id", "source_file",
-              "source_sha256", "created", "params", "seed")
+PROVENANCE = (
+    "neuroseq_schema",
+    "neuroseq_version",
+    "session_id",
+    "source_file",
+    "source_sha256",
+    "created",
+    "params",
+    "seed",
+)
 
 Validator = Callable[[xr.Dataset], None]
 _VALIDATORS: dict[str, Validator] = {}
@@ -54,8 +84,11 @@ def validate(ds: xr.Dataset, schema: str | None = None) -> None:
         raise SchemaError(f"unknown schema {schema!r}; known: {sorted(_VALIDATORS)}")
     missing = [k for k in PROVENANCE if k not in ds.attrs]
     _check(not missing, schema, f"provenance attrs missing: {missing}")
-    _check(ds.attrs["neuroseq_schema"] == schema, schema,
-           f"attrs neuroseq_schema is {ds.attrs['neuroseq_schema']!r}")
+    _check(
+        ds.attrs["neuroseq_schema"] == schema,
+        schema,
+        f"attrs neuroseq_schema is {ds.attrs['neuroseq_schema']!r}",
+    )
     for name, var in ds.variables.items():
         bad = [d for d in var.dims if d not in DIMS]
         _check(not bad, schema, f"variable {name!r} has dims {bad} outside the vocabulary")
@@ -75,8 +108,11 @@ def require(ds: xr.Dataset, schema: str, name: str, dims: tuple[str, ...], kind:
     _check(name in ds.variables, schema, f"missing variable {name!r}")
     var = ds[name]
     _check(var.dims == dims, schema, f"{name!r} has dims {var.dims}, expected {dims}")
-    _check(var.dtype.kind in kind, schema,
-           f"{name!r} has dtype {var.dtype}, expected kind in {kind!r}")
+    _check(
+        var.dtype.kind in kind,
+        schema,
+        f"{name!r} has dtype {var.dtype}, expected kind in {kind!r}",
+    )
 
 
 @register("neuroseq.session/1")

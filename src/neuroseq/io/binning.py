@@ -20,11 +20,17 @@ class TimeGrid:
     n_bins: int
 
     @classmethod
-    def covering(cls, t_min: float, t_max: float, bin_size: float) -> TimeGrid:
-        """Smallest grid aligned to multiples of ``bin_size`` that holds [t_min, t_max]."""
-        start = np.floor(t_min / bin_size) * bin_size
-        n_bins = max(int(np.floor((t_max - start) / bin_size)) + 1, 1)
-        return cls(float(start), float(bin_size), n_bins)
+    def covering(
+        cls, t_min: float, t_max: float, bin_size: float, include_stop: bool = True
+    ) -> TimeGrid:
+        """Smallest grid aligned to multiples of ``bin_size`` that holds [t_min, t_max].
+
+        With ``include_stop=False`` the interval is half-open, [t_min, t_max).
+        """
+        start = np.floor(t_min / bin_size + 1e-9) * bin_size
+        span = (t_max - start) / bin_size
+        n_bins = int(np.floor(span + 1e-9)) + 1 if include_stop else int(np.ceil(span - 1e-9))
+        return cls(float(start), float(bin_size), max(n_bins, 1))
 
     @property
     def stop(self) -> float:
@@ -36,7 +42,10 @@ class TimeGrid:
 
     def index(self, t: np.ndarray) -> np.ndarray:
         """Bin index of each time; -1 outside the grid."""
-        idx = np.floor((np.asarray(t, dtype=float) - self.start) / self.bin_size).astype(np.int64)
+        # Times on a bin edge belong to the bin they open; the 1e-9-bin slack absorbs the
+        # float rounding that would put e.g. a 100 Hz sample at 0.56 s into the bin before.
+        pos = (np.asarray(t, dtype=float) - self.start) / self.bin_size
+        idx = np.floor(pos + 1e-9).astype(np.int64)
         idx[(idx < 0) | (idx >= self.n_bins)] = -1
         return idx
 
@@ -132,13 +141,19 @@ def resample(
     if method != "linear":
         raise ValueError(f"method must be 'auto', 'mean' or 'linear', got {method!r}")
     centres = grid.centres
-    out = np.column_stack([
-        np.interp(centres, timestamps, values[:, j], left=np.nan, right=np.nan)
-        for j in range(values.shape[1])
-    ])
+    out = np.column_stack(
+        [
+            np.interp(centres, timestamps, values[:, j], left=np.nan, right=np.nan)
+            for j in range(values.shape[1])
+        ]
+    )
     nearest = np.clip(np.searchsorted(timestamps, centres), 1, len(timestamps) - 1)
-    gap = np.minimum(np.abs(centres - timestamps[nearest - 1]),
-                     np.abs(timestamps[nearest] - centres)) if len(timestamps) > 1 else \
-        np.abs(centres - timestamps[0])
+    gap = (
+        np.minimum(
+            np.abs(centres - timestamps[nearest - 1]), np.abs(timestamps[nearest] - centres)
+        )
+        if len(timestamps) > 1
+        else np.abs(centres - timestamps[0])
+    )
     out[gap > 1.5 * max(dt, grid.bin_size / 2)] = np.nan
     return out

@@ -51,24 +51,31 @@ def ingest_file(path: str | Path, *, session_id: str | None = None, **options: A
     return ingest_nwb(path, session_id=session_id, **options)
 
 
-def ingest_table(path: str | Path, *, session_id: str | None = None,
-                 trials: Mapping[str, Any]) -> xr.Dataset:
+def ingest_table(
+    path: str | Path, *, session_id: str | None = None, trials: Mapping[str, Any]
+) -> xr.Dataset:
     """A CSV trial table -> a behaviour-only session Dataset (``trial`` dim only)."""
     path = Path(path)
     try:
         table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, "file", "a CSV table with a header row",
-                         f"{type(exc).__name__}: {exc}") from exc
-    ds = standardize_trials(table, source=path, table_name=path.name,
-                            **_trial_options(trials))
+        raise InputError(
+            path, "file", "a CSV table with a header row", f"{type(exc).__name__}: {exc}"
+        ) from exc
+    ds = standardize_trials(table, source=path, table_name=path.name, **_trial_options(trials))
     ds.attrs.update(session_id=session_id or path.stem)
     return ds
 
 
 def _trial_options(trials: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("columns", "choice_coding", "stimulus_coding", "stimulus_scale", "extra_columns",
-            "where")
+    keys = (
+        "columns",
+        "choice_coding",
+        "stimulus_coding",
+        "stimulus_scale",
+        "extra_columns",
+        "where",
+    )
     from neuroseq.config import validate_config
 
     filled = validate_config({"ingest": {"trials": dict(trials)}})["ingest"]["trials"]
@@ -87,14 +94,16 @@ def open_nwb(path: Path) -> pynwb.NWBHDF5IO:
     except OSError as exc:
         raise InputError(path, "file", "a complete HDF5 file", f"unreadable: {exc}") from exc
     if version is None:
-        raise InputError(path, "root attribute nwb_version", "an NWB file",
-                         "an HDF5 file without NWB metadata")
+        raise InputError(
+            path, "root attribute nwb_version", "an NWB file", "an HDF5 file without NWB metadata"
+        )
     try:
         io = pynwb.NWBHDF5IO(str(path), "r")
         io.read()
     except Exception as exc:  # hdmf raises many types for damaged files
-        raise InputError(path, "file", "a readable NWB file",
-                         f"{type(exc).__name__}: {exc}") from exc
+        raise InputError(
+            path, "file", "a readable NWB file", f"{type(exc).__name__}: {exc}"
+        ) from exc
     return io
 
 
@@ -117,9 +126,17 @@ def ingest_nwb(
     from neuroseq.config import validate_config
 
     path = Path(path)
-    opts = validate_config({"ingest": {
-        "bin_size_s": bin_size_s, "time_range": time_range, "units": dict(units or {}),
-        "trials": dict(trials or {}), "behavior": dict(behavior or {})}})["ingest"]
+    opts = validate_config(
+        {
+            "ingest": {
+                "bin_size_s": bin_size_s,
+                "time_range": time_range,
+                "units": dict(units or {}),
+                "trials": dict(trials or {}),
+                "behavior": dict(behavior or {}),
+            }
+        }
+    )["ingest"]
     with warnings.catch_warnings():
         # Older files trigger namespace-version chatter that says nothing about the data.
         warnings.filterwarnings("ignore", module="hdmf")
@@ -132,8 +149,9 @@ def ingest_nwb(
             io.close()
 
 
-def _ingest_open(nwb: pynwb.NWBFile, path: Path, session_id: str,
-                 opts: dict[str, Any]) -> xr.Dataset:
+def _ingest_open(
+    nwb: pynwb.NWBFile, path: Path, session_id: str, opts: dict[str, Any]
+) -> xr.Dataset:
     trial_ds = _read_trials(nwb, path, opts["trials"])
     series = _read_behavior(nwb, path, opts["behavior"])
     spikes = _units_index(nwb)
@@ -141,14 +159,23 @@ def _ingest_open(nwb: pynwb.NWBFile, path: Path, session_id: str,
     if opts["time_range"] is not None:
         t_min, t_max = map(float, opts["time_range"])
         if not t_max > t_min:
-            raise InputError("config", "ingest.time_range", "[start, stop] with stop > start",
-                             opts["time_range"])
+            raise InputError(
+                "config",
+                "ingest.time_range",
+                "[start, stop] with stop > start",
+                opts["time_range"],
+            )
     else:
         t_min, t_max = _extent(spikes, series, trial_ds, path)
-    grid = TimeGrid.covering(t_min, t_max, opts["bin_size_s"])
+    grid = TimeGrid.covering(
+        t_min, t_max, opts["bin_size_s"], include_stop=opts["time_range"] is None
+    )
 
-    ds = xr.Dataset(coords={"time": ("time", grid.centres, {"units": "s"})}) \
-        if (spikes is not None or series) else xr.Dataset()
+    ds = (
+        xr.Dataset(coords={"time": ("time", grid.centres, {"units": "s"})})
+        if (spikes is not None or series)
+        else xr.Dataset()
+    )
     attrs: dict[str, Any] = {"session_id": session_id}
     if "time" in ds.dims:
         attrs["bin_size_s"] = grid.bin_size
@@ -166,7 +193,8 @@ def _ingest_open(nwb: pynwb.NWBFile, path: Path, session_id: str,
     if series:
         ds = ds.merge(_behavior_variables(series, grid, opts["behavior"]))
         attrs["behavior_repeated_timestamps"] = json.dumps(
-            {s["name"]: s["merged_samples"] for s in series if s["merged_samples"]})
+            {s["name"]: s["merged_samples"] for s in series if s["merged_samples"]}
+        )
     ds = ds.merge(_ground_truth(nwb, grid, attrs) if "time" in ds.dims else xr.Dataset())
     ds.attrs.update(attrs)
     return ds
@@ -174,26 +202,43 @@ def _ingest_open(nwb: pynwb.NWBFile, path: Path, session_id: str,
 
 # ---------------------------------------------------------------- trials
 
+
 def _read_trials(nwb: pynwb.NWBFile, path: Path, opts: dict[str, Any]) -> xr.Dataset | None:
     name = opts["table"]
     if name is None:
         return None
-    table = nwb.trials if name == "trials" else nwb.intervals.get(name) if nwb.intervals \
-        else None
+    table = nwb.trials if name == "trials" else nwb.intervals.get(name) if nwb.intervals else None
     if table is None:
         found = sorted(nwb.intervals) if nwb.intervals else []
-        raise InputError(path, f"intervals/{name}", "the trial table named in config "
-                         "ingest.trials.table (null for none)", f"interval tables {found}")
+        raise InputError(
+            path,
+            f"intervals/{name}",
+            "the trial table named in config ingest.trials.table (null for none)",
+            f"interval tables {found}",
+        )
     df = table.to_dataframe(index=True)
     df.index = np.asarray(table.id.data[:], dtype=np.int64)
-    return standardize_trials(df, source=path, table_name=f"intervals/{name}",
-                              **{k: opts[k] for k in ("columns", "choice_coding",
-                                                      "stimulus_coding", "stimulus_scale",
-                                                      "extra_columns", "where")})
+    return standardize_trials(
+        df,
+        source=path,
+        table_name=f"intervals/{name}",
+        **{
+            k: opts[k]
+            for k in (
+                "columns",
+                "choice_coding",
+                "stimulus_coding",
+                "stimulus_scale",
+                "extra_columns",
+                "where",
+            )
+        },
+    )
 
 
-def _clip_trials(trials: xr.Dataset, t_min: float, t_max: float,
-                 time_range: Any) -> tuple[xr.Dataset, int]:
+def _clip_trials(
+    trials: xr.Dataset, t_min: float, t_max: float, time_range: Any
+) -> tuple[xr.Dataset, int]:
     if time_range is None or "start_time" not in trials:
         return trials, 0
     keep = (trials.start_time >= t_min) & (trials.stop_time <= t_max)
@@ -216,24 +261,37 @@ def _trial_index(grid: TimeGrid, trials: xr.Dataset) -> np.ndarray:
 
 # ---------------------------------------------------------------- units
 
+
 def _units_index(nwb: pynwb.NWBFile) -> dict[str, Any] | None:
     units = nwb.units
     if units is None or len(units) == 0:
         return None
-    return {"ids": np.asarray(units.id.data[:], dtype=np.int64),
-            "ends": np.asarray(units.spike_times_index.data[:], dtype=np.int64),
-            "data": units.spike_times.data}
+    return {
+        "ids": np.asarray(units.id.data[:], dtype=np.int64),
+        "ends": np.asarray(units.spike_times_index.data[:], dtype=np.int64),
+        "data": units.spike_times.data,
+    }
 
 
-def _spike_variables(nwb: pynwb.NWBFile, path: Path, spikes: dict[str, Any], grid: TimeGrid,
-                     opts: dict[str, Any], attrs: dict[str, Any]) -> xr.Dataset:
+def _spike_variables(
+    nwb: pynwb.NWBFile,
+    path: Path,
+    spikes: dict[str, Any],
+    grid: TimeGrid,
+    opts: dict[str, Any],
+    attrs: dict[str, Any],
+) -> xr.Dataset:
     data = spikes["data"]
     counts = bin_spikes(lambda lo, hi: data[lo:hi], spikes["ends"], grid)
     n_per_unit = np.diff(np.concatenate([[0], spikes["ends"]]))
     silent = spikes["ids"][n_per_unit == 0].tolist()
     if silent:
-        log.warning("%s: %d units have no spikes (kept, listed in attrs "
-                    "units_without_spikes): %s", path, len(silent), silent)
+        log.warning(
+            "%s: %d units have no spikes (kept, listed in attrs units_without_spikes): %s",
+            path,
+            len(silent),
+            silent,
+        )
     attrs["units_without_spikes"] = json.dumps(silent)
     attrs["spikes_outside_bins"] = int(n_per_unit.sum() - counts.sum(dtype=np.int64))
     regions = _unit_regions(nwb, path, opts)
@@ -250,8 +308,12 @@ def _unit_regions(nwb: pynwb.NWBFile, path: Path, opts: dict[str, Any]) -> np.nd
         return np.full(n, opts["region"], dtype=object).astype(str)
     column = opts["region_column"]
     if column is not None and column not in units.colnames:
-        raise InputError(path, f"units.{column}", "the column named in config "
-                         "ingest.units.region_column", f"columns {list(units.colnames)}")
+        raise InputError(
+            path,
+            f"units.{column}",
+            "the column named in config ingest.units.region_column",
+            f"columns {list(units.colnames)}",
+        )
     column = column or ("location" if "location" in units.colnames else None)
     if column is not None:
         return _text(units[column].data[:])
@@ -260,9 +322,14 @@ def _unit_regions(nwb: pynwb.NWBFile, path: Path, opts: dict[str, Any]) -> np.nd
         return _text(nwb.electrodes["location"].data[:])[rows]
     if "electrode_group" in units.colnames:
         return np.array([g.location for g in units["electrode_group"].data[:]], dtype=str)
-    raise InputError(path, "units", "a region per unit: a units `location` column, an "
-                     "`electrodes` column linked to the electrodes table, or config "
-                     "ingest.units.region", f"only the columns {list(units.colnames)}")
+    raise InputError(
+        path,
+        "units",
+        "a region per unit: a units `location` column, an "
+        "`electrodes` column linked to the electrodes table, or config "
+        "ingest.units.region",
+        f"only the columns {list(units.colnames)}",
+    )
 
 
 def _first_rows(column: Any) -> np.ndarray:
@@ -280,16 +347,20 @@ def _text(values: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- behaviour
 
-def _read_behavior(nwb: pynwb.NWBFile, path: Path,
-                   opts: dict[str, Any]) -> list[dict[str, Any]]:
+
+def _read_behavior(nwb: pynwb.NWBFile, path: Path, opts: dict[str, Any]) -> list[dict[str, Any]]:
     module_name, wanted = opts["module"], opts["series"]
     if module_name is None:
         return []
     module = nwb.processing.get(module_name)
     if module is None:
         if wanted:
-            raise InputError(path, f"processing/{module_name}", "the behaviour module named in "
-                             "config ingest.behavior.module", f"modules {sorted(nwb.processing)}")
+            raise InputError(
+                path,
+                f"processing/{module_name}",
+                "the behaviour module named in config ingest.behavior.module",
+                f"modules {sorted(nwb.processing)}",
+            )
         log.info("%s: no processing/%s module: no behaviour", path, module_name)
         return []
     found = {}
@@ -304,8 +375,12 @@ def _read_behavior(nwb: pynwb.NWBFile, path: Path,
     names = list(found) if wanted is None else list(wanted)
     missing = [n for n in names if n not in found]
     if missing:
-        raise InputError(path, f"processing/{module_name}", f"time series {missing} (config "
-                         "ingest.behavior.series)", f"series {sorted(found)}")
+        raise InputError(
+            path,
+            f"processing/{module_name}",
+            f"time series {missing} (config ingest.behavior.series)",
+            f"series {sorted(found)}",
+        )
     return [_series(path, *found[n]) for n in names]
 
 
@@ -317,14 +392,22 @@ def _series(path: Path, where: str, ts: pynwb.TimeSeries) -> dict[str, Any]:
     else:
         t = ts.starting_time + np.arange(data.shape[0]) / ts.rate
     if t.shape[0] != data.shape[0]:
-        raise InputError(path, f"{where}/timestamps", f"{data.shape[0]} timestamps (one per "
-                         "sample)", f"{t.shape[0]}")
+        raise InputError(
+            path,
+            f"{where}/timestamps",
+            f"{data.shape[0]} timestamps (one per sample)",
+            f"{t.shape[0]}",
+        )
     steps = np.diff(t)
     bad = np.flatnonzero(~(steps >= 0))
     if bad.size:
-        raise InputError(path, f"{where}/timestamps", "increasing timestamps",
-                         f"{bad.size} steps back in time or non-finite (first at sample "
-                         f"{bad[0] + 1}: {float(t[bad[0]])} -> {float(t[bad[0] + 1])})")
+        raise InputError(
+            path,
+            f"{where}/timestamps",
+            "increasing timestamps",
+            f"{bad.size} steps back in time or non-finite (first at sample "
+            f"{bad[0] + 1}: {float(t[bad[0]])} -> {float(t[bad[0] + 1])})",
+        )
     n_merged = int((steps == 0).sum())
     if n_merged:
         # Trackers sometimes stamp two frames with one time: average them (recorded).
@@ -335,8 +418,14 @@ def _series(path: Path, where: str, ts: pynwb.TimeSeries) -> dict[str, Any]:
         cols = [f"{ts.name}_{axis}" for axis in "xyz"[: data.shape[1]]]
     else:
         cols = [f"{ts.name}_{j}" for j in range(data.shape[1])]
-    return {"name": ts.name, "t": t, "data": data, "features": cols, "unit": ts.unit,
-            "merged_samples": n_merged}
+    return {
+        "name": ts.name,
+        "t": t,
+        "data": data,
+        "features": cols,
+        "unit": ts.unit,
+        "merged_samples": n_merged,
+    }
 
 
 def _merge_repeated(t: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,8 +439,9 @@ def _merge_repeated(t: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.nda
     return times, merged
 
 
-def _behavior_variables(series: list[dict[str, Any]], grid: TimeGrid,
-                        opts: dict[str, Any]) -> xr.Dataset:
+def _behavior_variables(
+    series: list[dict[str, Any]], grid: TimeGrid, opts: dict[str, Any]
+) -> xr.Dataset:
     blocks, names, groups, units = [], [], [], []
     for s in series:
         blocks.append(resample(s["t"], s["data"], grid, opts["resample"]))
@@ -362,17 +452,22 @@ def _behavior_variables(series: list[dict[str, Any]], grid: TimeGrid,
     return xr.Dataset(
         {
             "behavior": (("time", "feature"), values, {"units": "per feature: see feature_units"}),
-            "behavior_missing": ("feature", np.isnan(values).sum(0).astype(np.int64),
-                                 {"units": "count",
-                                  "long_name": "bins with no valid behaviour sample"}),
+            "behavior_missing": (
+                "feature",
+                np.isnan(values).sum(0).astype(np.int64),
+                {"units": "count", "long_name": "bins with no valid behaviour sample"},
+            ),
         },
-        coords={"feature": np.array(names, dtype=str),
-                "feature_group": ("feature", np.array(groups, dtype=str)),
-                "feature_units": ("feature", np.array(units, dtype=str))},
+        coords={
+            "feature": np.array(names, dtype=str),
+            "feature_group": ("feature", np.array(groups, dtype=str)),
+            "feature_units": ("feature", np.array(units, dtype=str)),
+        },
     )
 
 
 # ---------------------------------------------------------------- extent, ground truth
+
 
 def _extent(spikes, series, trials, path: Path) -> tuple[float, float]:
     lo, hi = [], []
@@ -380,7 +475,7 @@ def _extent(spikes, series, trials, path: Path) -> tuple[float, float]:
         data = spikes["data"]
         step = 8_000_000
         for i in range(0, int(spikes["ends"][-1]), step):
-            chunk = np.asarray(data[i: i + step], dtype=float)
+            chunk = np.asarray(data[i : i + step], dtype=float)
             lo.append(np.nanmin(chunk))
             hi.append(np.nanmax(chunk))
     for s in series:
@@ -407,5 +502,12 @@ def _ground_truth(nwb: pynwb.NWBFile, grid: TimeGrid, attrs: dict[str, Any]) -> 
     truth = json.loads(text)
     z = np.asarray(scratch[TRUTH_LATENT].data[:], dtype=float)
     t = np.arange(z.shape[0]) * float(truth["latent_dt_s"])
-    return xr.Dataset({"true_latent": (("time", "latent"), resample(t, z, grid),
-                                       {"units": "1", "long_name": "simulator's latent state"})})
+    return xr.Dataset(
+        {
+            "true_latent": (
+                ("time", "latent"),
+                resample(t, z, grid),
+                {"units": "1", "long_name": "simulator's latent state"},
+            )
+        }
+    )

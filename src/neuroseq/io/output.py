@@ -86,8 +86,11 @@ def write_dataset(
     """
     path = Path(path)
     ds = ds.copy(deep=False)
-    ds.attrs.update(provenance(schema=schema, session_id=session_id, source_file=source_file,
-                               params=params, seed=seed))
+    ds.attrs.update(
+        provenance(
+            schema=schema, session_id=session_id, source_file=source_file, params=params, seed=seed
+        )
+    )
     schemas.validate(ds, schema)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

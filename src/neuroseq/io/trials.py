@@ -69,13 +69,21 @@ def standardize_trials(
     wanted = {var: col for var, col in columns.items() if col is not None}
     for col in [*wanted.values(), *extra_columns]:
         if col not in table.columns:
-            raise InputError(source, f"{field}.{col}", f"a column named {col!r} (set in config "
-                             "ingest.trials.columns or extra_columns; null leaves it out)",
-                             f"columns {sorted(map(str, table.columns))}")
+            raise InputError(
+                source,
+                f"{field}.{col}",
+                f"a column named {col!r} (set in config "
+                "ingest.trials.columns or extra_columns; null leaves it out)",
+                f"columns {sorted(map(str, table.columns))}",
+            )
     clash = set(extra_columns) & set(TRIAL_VARIABLES)
     if clash:
-        raise InputError("config", "ingest.trials.extra_columns",
-                         "names other than the standard variables", sorted(clash))
+        raise InputError(
+            "config",
+            "ingest.trials.extra_columns",
+            "names other than the standard variables",
+            sorted(clash),
+        )
     out: dict[str, xr.DataArray] = {}
     for var, col in wanted.items():
         raw = table[col]
@@ -89,37 +97,60 @@ def standardize_trials(
         else:
             values = _finite_floats(raw, source, where_)
         kind, units = TRIAL_VARIABLES[var]
-        out[var] = xr.DataArray(values, dims="trial", attrs={"units": units, "source_column": col}
-                                if kind != "U" else {"source_column": col})
+        out[var] = xr.DataArray(
+            values,
+            dims="trial",
+            attrs={"units": units, "source_column": col}
+            if kind != "U"
+            else {"source_column": col},
+        )
     for col in extra_columns:
         values = table[col].to_numpy()
         if values.dtype == object:
             values = table[col].astype(str).to_numpy(dtype=str)
-        out[col] = xr.DataArray(values, dims="trial", attrs={"source_column": col,
-                                                             **({"units": "1"} if values.dtype.kind in "iufb" else {})})
+        out[col] = xr.DataArray(
+            values,
+            dims="trial",
+            attrs={
+                "source_column": col,
+                **({"units": "1"} if values.dtype.kind in "iufb" else {}),
+            },
+        )
     if "start_time" in out and "stop_time" in out:
         bad = np.flatnonzero(out["stop_time"].values < out["start_time"].values)
         if bad.size:
-            raise InputError(source, f"{field}.{wanted['stop_time']}",
-                             "stop_time >= start_time on every trial",
-                             f"{bad.size} trials ending before they start (first: row {bad[0]})")
+            raise InputError(
+                source,
+                f"{field}.{wanted['stop_time']}",
+                "stop_time >= start_time on every trial",
+                f"{bad.size} trials ending before they start (first: row {bad[0]})",
+            )
     return xr.Dataset(out, coords={"trial": np.asarray(table.index, dtype=np.int64)})
 
 
 def _select(table: pd.DataFrame, where: Mapping[str, Any], source: object, field: str):
     for col, value in where.items():
         if col not in table.columns:
-            raise InputError(source, f"{field}.{col}", "a column named in ingest.trials.where",
-                             f"columns {sorted(map(str, table.columns))}")
+            raise InputError(
+                source,
+                f"{field}.{col}",
+                "a column named in ingest.trials.where",
+                f"columns {sorted(map(str, table.columns))}",
+            )
         table = table[table[col].astype(str) == str(value)]
     if table.empty:
-        raise InputError(source, field, "at least one trial" + (f" matching {dict(where)}"
-                         if where else ""), "no rows")
+        raise InputError(
+            source,
+            field,
+            "at least one trial" + (f" matching {dict(where)}" if where else ""),
+            "no rows",
+        )
     return table
 
 
-def code_choices(raw: pd.Series, coding: Mapping[str, Sequence[Any]], source: object,
-                 field: str) -> np.ndarray:
+def code_choices(
+    raw: pd.Series, coding: Mapping[str, Sequence[Any]], source: object, field: str
+) -> np.ndarray:
     """Map raw choice values to 1 (right), 0 (left), -1 (no response); raise on any other."""
     code = np.full(len(raw), 99, dtype=np.int8)
     key = _comparable(raw)
@@ -131,9 +162,13 @@ def code_choices(raw: pd.Series, coding: Mapping[str, Sequence[Any]], source: ob
     if bad.any():
         found = raw[bad].astype(str).value_counts().to_dict()
         expected = {k: list(v) for k, v in coding.items()}
-        raise InputError(source, field, f"choice values in the configured coding {expected} "
-                         "(config ingest.trials.choice_coding)",
-                         f"{int(bad.sum())} other values {found}")
+        raise InputError(
+            source,
+            field,
+            f"choice values in the configured coding {expected} "
+            "(config ingest.trials.choice_coding)",
+            f"{int(bad.sum())} other values {found}",
+        )
     return code
 
 
@@ -145,8 +180,9 @@ def _comparable(values: pd.Series) -> pd.Series:
     return values.astype(str).where(values.notna())
 
 
-def _stimulus(raw: pd.Series, coding: Mapping[Any, float] | None, source: object,
-              field: str) -> np.ndarray:
+def _stimulus(
+    raw: pd.Series, coding: Mapping[Any, float] | None, source: object, field: str
+) -> np.ndarray:
     if coding is None:
         return _finite_floats(raw, source, field)
     key = _comparable(raw)
@@ -155,9 +191,13 @@ def _stimulus(raw: pd.Series, coding: Mapping[Any, float] | None, source: object
         out[(key == _comparable(pd.Series([value]))[0]).to_numpy()] = float(signed)
     bad = np.isnan(out)
     if bad.any():
-        raise InputError(source, field, f"stimulus values among {sorted(coding, key=str)} "
-                         "(config ingest.trials.stimulus_coding)",
-                         f"{raw[bad].astype(str).value_counts().to_dict()}")
+        raise InputError(
+            source,
+            field,
+            f"stimulus values among {sorted(coding, key=str)} "
+            "(config ingest.trials.stimulus_coding)",
+            f"{raw[bad].astype(str).value_counts().to_dict()}",
+        )
     return out
 
 
@@ -166,7 +206,11 @@ def _finite_floats(raw: pd.Series, source: object, field: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise InputError(source, field, "finite numbers on every trial",
-                         f"{int(bad.sum())} non-finite or non-numeric values (first: row "
-                         f"{first}, {raw.iloc[first]!r})")
+        raise InputError(
+            source,
+            field,
+            "finite numbers on every trial",
+            f"{int(bad.sum())} non-finite or non-numeric values (first: row "
+            f"{first}: {raw.iloc[first]})",
+        )
     return values

@@ -1,0 +1,33 @@
+# neuroseq: NWB recordings -> standardized sessions -> analyses -> summaries -> HTML report.
+# All science lives in the `neuroseq` package; every rule calls one `neuroseq <step>` command.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    session="|".join(SESSIONS) or "NO_SESSIONS",
+
+
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/summary.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

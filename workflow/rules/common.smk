@@ -1,0 +1,61 @@
+# Helpers shared by the rule files (sessions from config, output paths, effective config).
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from neuroseq.config import session_path
+
+RESULTS = config["results_dir"]
+SESSIONS = sorted(config["sessions"])
+DEMO_DIR = config["demo"]["directory"]
+DEMO_FILES = [
+    f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
+]
+
+
+def effective_config():
+    """Write the validated config (defaults filled, --config overrides applied) once.
+
+    Every `neuroseq <step> -c` call reads this file, so the CLI sees exactly what the
+    workflow validated. It is rewritten only when its content changes.
+    """
+    text = yaml.safe_dump(config, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = Path(RESULTS) / ".config" / f"config-{digest}.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(path)
+
+
+def session_input(wildcards):
+    """The NWB (or CSV) file configured for one session."""
+    return session_path(config, wildcards.session)
+
+
+def session_nc(session):
+    return f"{RESULTS}/sessions/{session}/session.nc"
+
+
+def session_figures(session):
+    return [
+        f"{RESULTS}/figures/{session}/{name}.png"
+        for name in ("raster", "rates", "choices")
+    ]
+
+
+def final_outputs():
+    """Everything `rule all` asks for."""
+    outputs = [
+        f"{RESULTS}/summary/sessions.nc",
+        f"{RESULTS}/figures/summary/sessions.png",
+    ]
+    for session in SESSIONS:
+        outputs += [session_nc(session), *session_figures(session)]
+    return outputs
+
+
+def output_dir(wildcards, output):
+    """The directory of a rule's first output (for commands that take a directory)."""
+    return str(Path(output[0]).parent)
