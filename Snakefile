@@ -23,6 +23,7 @@ wildcard_constraints:
 
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/psychometric.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 
@@ -30,4 +31,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        session_outputs(),
+        analysis_outputs,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from neuroseq import __version__
 from neuroseq.config import ingest_options, load_config
-from neuroseq.errors import NeuroseqError
+from neuroseq.errors import InputError, NeuroseqError
 
 log = logging.getLogger("neuroseq")
 
@@ -50,15 +50,47 @@ def _ingest(args: argparse.Namespace) -> None:
     log.info("wrote %s", args.output)
 
 
-def _summarize(args: argparse.Namespace) -> None:
-    from neuroseq.io.output import write_dataset
-    from neuroseq.summary import summarize_sessions
+def _psychometric(args: argparse.Namespace) -> None:
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.psychometric.analysis import SCHEMA, run_psychometric
 
-    ds = summarize_sessions(args.inputs)
+    options = load_config(args.config)["psychometric"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    ds = run_psychometric(session, source=args.input, **options)
     write_dataset(
         ds,
         args.output,
-        schema="neuroseq.summary.sessions/1",
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info("wrote %s (lowest AIC: %s)", args.output, ds.attrs["winner_aic"])
+
+
+def _summarize(args: argparse.Namespace) -> None:
+    """Summaries across sessions; what is summarized follows the inputs' schema."""
+    from neuroseq.io.output import read_dataset, write_dataset
+
+    kind = read_dataset(args.inputs[0]).attrs.get("neuroseq_schema")
+    if kind == "neuroseq.session/1":
+        from neuroseq.summary import summarize_sessions
+
+        ds, schema = summarize_sessions(args.inputs), "neuroseq.summary.sessions/1"
+    elif kind == "neuroseq.psychometric/1":
+        from neuroseq.psychometric.analysis import SUMMARY_SCHEMA, summarize_psychometric
+
+        ds = summarize_psychometric([read_dataset(p, schema=kind) for p in args.inputs])
+        schema = SUMMARY_SCHEMA
+    else:
+        raise InputError(
+            args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
+        )
+    write_dataset(
+        ds,
+        args.output,
+        schema=schema,
         session_id="all",
         source_file=None,
         params={"inputs": [str(p) for p in args.inputs]},
@@ -77,6 +109,14 @@ def _summary_figures(args: argparse.Namespace) -> None:
     from neuroseq.report.figures import summary_figures
 
     for path in summary_figures(args.input, args.output):
+        log.info("wrote %s", path)
+
+
+def _psychometric_figures(args: argparse.Namespace) -> None:
+    from neuroseq.report.psychometric import psychometric_figures, psychometric_summary_figure
+
+    make = psychometric_summary_figure if args.summary else psychometric_figures
+    for path in make(args.input, args.output):
         log.info("wrote %s", path)
 
 
@@ -104,8 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="session.nc to write")
     p.add_argument("--session", help="session id in the config (applies its overrides)")
 
-    p = step("summarize", _summarize, "per-session counts, durations and rates -> summary.nc")
-    p.add_argument("inputs", type=Path, nargs="+", help="session.nc files")
+    p = step("psychometric", _psychometric, "lapse models fitted and compared -> psychometric.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="psychometric.nc to write")
+
+    p = step(
+        "psychometric-figures",
+        _psychometric_figures,
+        "report figures of psychometric.nc (or, with --summary, of its summary across sessions)",
+    )
+    p.add_argument("input", type=Path, help="psychometric.nc or summary/psychometric.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--summary", action="store_true", help="the input is the summary")
+
+    p = step(
+        "summarize",
+        _summarize,
+        "stack per-session files (session.nc or an analysis's "
+        "results) along `session` -> summary.nc",
+    )
+    p.add_argument("inputs", type=Path, nargs="+", help="files of one schema")
     p.add_argument("-o", "--output", type=Path, required=True, help="summary.nc to write")
 
     p = step("figures", _figures, "report figures of one session.nc")

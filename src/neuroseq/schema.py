@@ -8,6 +8,7 @@ then the rules of that schema. Analyses register their own validator with :func:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import numpy as np
@@ -57,6 +58,11 @@ PROVENANCE = (
 
 Validator = Callable[[xr.Dataset], None]
 _VALIDATORS: dict[str, Validator] = {}
+#: Modules that register the validators of the analyses' schemas when imported.
+_PROVIDERS = {
+    "neuroseq.psychometric/1": "neuroseq.psychometric.analysis",
+    "neuroseq.summary.psychometric/1": "neuroseq.psychometric.analysis",
+}
 
 
 def register(name: str) -> Callable[[Validator], Validator]:
@@ -80,6 +86,8 @@ def validate(ds: xr.Dataset, schema: str | None = None) -> None:
         The schema to check against; default ``ds.attrs["neuroseq_schema"]``.
     """
     schema = schema or ds.attrs.get("neuroseq_schema")
+    if schema in _PROVIDERS and schema not in _VALIDATORS:
+        importlib.import_module(_PROVIDERS[schema])
     if schema not in _VALIDATORS:
         raise SchemaError(f"unknown schema {schema!r}; known: {sorted(_VALIDATORS)}")
     missing = [k for k in PROVENANCE if k not in ds.attrs]

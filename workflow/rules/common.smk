@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 
 from neuroseq.config import session_path
+from neuroseq.io import session_contents
 
 RESULTS = config["results_dir"]
 SESSIONS = sorted(config["sessions"])
@@ -12,6 +13,8 @@ DEMO_DIR = config["demo"]["directory"]
 DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
+# What each analysis needs a session to hold (see neuroseq.io.session_contents).
+NEEDS = {"psychometric": {"choices"}}
 
 
 def effective_config():
@@ -45,14 +48,48 @@ def session_figures(session):
     ]
 
 
-def final_outputs():
-    """Everything `rule all` asks for."""
+def sessions_for(analysis):
+    """Sessions whose session.nc holds what `analysis` needs (known after ingest)."""
+    return [
+        s
+        for s in SESSIONS
+        if NEEDS[analysis]
+        <= session_contents(checkpoints.ingest.get(session=s).output[0])
+    ]
+
+
+def psychometric_results(wildcards):
+    return [f"{RESULTS}/psychometric/{s}.nc" for s in sessions_for("psychometric")]
+
+
+def psychometric_figures(wildcards):
+    return [
+        f"{RESULTS}/figures/{s}/psychometric_{name}.png"
+        for s in sessions_for("psychometric")
+        for name in ("curves", "comparison", "lapses")
+    ]
+
+
+def session_outputs():
+    """What the final target asks of every session, whatever it holds."""
     outputs = [
         f"{RESULTS}/summary/sessions.nc",
         f"{RESULTS}/figures/summary/sessions.png",
     ]
     for session in SESSIONS:
         outputs += [session_nc(session), *session_figures(session)]
+    return outputs
+
+
+def analysis_outputs(wildcards):
+    """What the final target asks of the analyses, only where a session can feed them."""
+    outputs = []
+    if sessions_for("psychometric"):
+        outputs += [
+            f"{RESULTS}/summary/psychometric.nc",
+            f"{RESULTS}/figures/summary/psychometric.png",
+            *psychometric_figures(wildcards),
+        ]
     return outputs
 
 

@@ -1,4 +1,4 @@
-rule ingest:
+checkpoint ingest:
     input:
         session_input,
     output:

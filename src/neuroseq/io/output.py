@@ -130,3 +130,19 @@ def read_dataset(path: str | Path, schema: str | None = None) -> xr.Dataset:
     if schema is not None and found != schema:
         raise InputError(path, "attrs neuroseq_schema", repr(schema), repr(found))
     return ds
+
+
+def session_contents(path: str | Path) -> set[str]:
+    """What a ``session.nc`` holds: ``choices``, ``units``, ``behavior``, ``trials``.
+
+    The workflow reads this after ingest to schedule only the analyses a session can feed
+    (a behaviour-only session gets no decoder, a linear-track session no lapse model).
+    """
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        parts = {
+            "trials": "trial" in ds.dims,
+            "units": "unit" in ds.dims,
+            "behavior": "feature" in ds.dims,
+            "choices": "stimulus" in ds and "choice" in ds,
+        }
+    return {name for name, present in parts.items() if present}

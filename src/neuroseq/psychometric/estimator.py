@@ -1,0 +1,436 @@
+"""`LapseModel`: maximum-likelihood fits of one lapse model, jointly across conditions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from neuroseq.errors import InputError
+from neuroseq.psychometric.models import MODELS, bounds
+
+_EPS = 1e-10  # p is kept inside [_EPS, 1 - _EPS] so that log-likelihoods stay finite
+
+
+@dataclass
+class Cells:
+    """Trials aggregated into cells of identical (condition, stimulus, rewards)."""
+
+    cond: np.ndarray  # condition index of each cell
+    s: np.ndarray
+    r_left: np.ndarray
+    r_right: np.ndarray
+    n: np.ndarray  # trials in the cell
+    k: np.ndarray  # rightward choices in the cell
+
+    @classmethod
+    def from_trials(cls, cond, s, r_left, r_right, choice) -> Cells:
+        keys = np.column_stack([cond, s, r_left, r_right])
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        n = np.bincount(inverse, minlength=len(uniq)).astype(float)
+        k = np.bincount(inverse, weights=choice, minlength=len(uniq))
+        return cls(uniq[:, 0].astype(np.int64), uniq[:, 1], uniq[:, 2], uniq[:, 3], n, k)
+
+    def with_k(self, k: np.ndarray) -> Cells:
+        return Cells(self.cond, self.s, self.r_left, self.r_right, self.n, k)
+
+
+def check_trials(
+    stimulus, choice, condition=None, reward_left=None, reward_right=None, source: object = "data"
+) -> tuple[np.ndarray, ...]:
+    """Validate trial arrays; return float stimulus, int choice, str condition, rewards."""
+    s = np.asarray(stimulus, dtype=float).ravel()
+    c = np.asarray(choice).ravel()
+    n = s.size
+    cond = (
+        np.full(n, "all", dtype=object)
+        if condition is None
+        else np.asarray(condition).astype(str).ravel()
+    )
+    rl = np.ones(n) if reward_left is None else np.asarray(reward_left, dtype=float).ravel()
+    rr = np.ones(n) if reward_right is None else np.asarray(reward_right, dtype=float).ravel()
+    for name, arr in (
+        ("choice", c),
+        ("condition", cond),
+        ("reward_left", rl),
+        ("reward_right", rr),
+    ):
+        if arr.size != n:
+            raise InputError(source, name, f"one value per trial ({n})", f"{arr.size} values")
+    for name, arr in (("stimulus", s), ("reward_left", rl), ("reward_right", rr)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise InputError(
+                source,
+                name,
+                "finite values",
+                f"{int(bad.sum())} non-finite (first at trial {int(np.flatnonzero(bad)[0])})",
+            )
+    if not np.isin(c, (0, 1)).all():
+        raise InputError(
+            source,
+            "choice",
+            "0 (left) or 1 (right) on every trial",
+            f"values {sorted(set(np.unique(c).tolist()) - {0, 1})}",
+        )
+    return s, c.astype(np.int64), cond.astype(str), rl, rr
+
+
+class LapseModel:
+    """Maximum-likelihood fit of one lapse model, jointly across conditions.
+
+    Parameters
+    ----------
+    model : {"psychometric", "inattention", "exploration", "fixed_error"}
+        See :mod:`neuroseq.psychometric.models` for the equations.
+    share : mapping, optional
+        Parameter -> conditions that share one value: ``"all"``, a list of condition
+        names, or a list of such lists. Parameters not named are fitted per condition.
+        Names that are not parameters of ``model`` are ignored, so one ``share`` can serve
+        every model.
+    link : {"normal", "logistic"}
+        The sigmoid F of the models with a location and a scale.
+    n_starts : int
+        Starting points of the multi-start search (the first is data-driven).
+    random_state : int or None
+        Seed of the random starting points.
+
+    Attributes
+    ----------
+    params_ : dict
+        ``params_[condition][param]``: fitted and derived parameters (``gamma``,
+        ``lambda``, ``gamma_plus_lambda``, ``lapse_asymmetry`` for every model; ``r_L`` and
+        ``r_R``, the condition's most common rewards, for ``exploration``).
+    se_ : dict
+        Standard errors of the free parameters from the inverse Hessian of the NLL
+        (NaN where the Hessian is singular), same layout.
+    at_bound_ : dict
+        True where a free parameter ended on its bound (its Hessian SE is then unreliable).
+    nll_, aic_, bic_ : float
+        Negative log-likelihood, AIC = 2k + 2 NLL, BIC = k ln(n) + 2 NLL (n = trials).
+    n_params_, n_trials_ : int
+    conditions_ : list of str
+    """
+
+    def __init__(
+        self,
+        model: str = "psychometric",
+        share: Mapping[str, Any] | None = None,
+        link: str = "normal",
+        n_starts: int = 5,
+        random_state: int | None = None,
+    ) -> None:
+        self.model = model
+        self.share = share
+        self.link = link
+        self.n_starts = n_starts
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ public API
+
+    def fit(
+        self, stimulus, choice, condition=None, reward_left=None, reward_right=None
+    ) -> LapseModel:
+        """Fit by maximum likelihood; trials with choice 0 (left) or 1 (right) only."""
+        if self.model not in MODELS:
+            raise InputError("LapseModel", "model", f"one of {sorted(MODELS)}", repr(self.model))
+        if self.n_starts < 1:
+            raise InputError("LapseModel", "n_starts", "an integer >= 1", repr(self.n_starts))
+        s, c, cond, rl, rr = check_trials(stimulus, choice, condition, reward_left, reward_right)
+        self.conditions_ = sorted(set(cond.tolist()))
+        if np.unique(c).size < 2:
+            raise InputError(
+                "data",
+                "choice",
+                "both left and right choices",
+                f"only {'right' if c[0] == 1 else 'left'} choices",
+            )
+        for name in self.conditions_:
+            levels = np.unique(s[cond == name])
+            if levels.size < 2:
+                raise InputError(
+                    "data",
+                    f"stimulus in condition {name!r}",
+                    "at least 2 stimulus levels",
+                    f"only {levels.tolist()}",
+                )
+        idx = np.searchsorted(self.conditions_, cond)
+        self._spec = MODELS[self.model]
+        self._layout(s, np.concatenate([rl, rr]))
+        self._cells = Cells.from_trials(idx, s, rl, rr, c)
+        self._rewards = self._typical_rewards(idx, rl, rr)
+        rng = np.random.default_rng(self.random_state)
+        starts = [self._start(rng, first=(i == 0)) for i in range(self.n_starts)]
+        u = self._optimize(self._cells, starts)
+        self._set_fit(u, n_trials=s.size)
+        return self
+
+    def predict_proba(
+        self, stimulus, condition=None, reward_left=None, reward_right=None
+    ) -> np.ndarray:
+        """p(rightward choice) per trial under the fitted parameters."""
+        s = np.asarray(stimulus, dtype=float).ravel()
+        _, _, cond, rl, rr = check_trials(
+            s, np.zeros(s.size, int), condition, reward_left, reward_right
+        )
+        unknown = sorted(set(cond.tolist()) - set(self.conditions_))
+        if unknown:
+            raise InputError(
+                "data", "condition", f"conditions seen in fit {self.conditions_}", f"{unknown}"
+            )
+        idx = np.searchsorted(self.conditions_, cond)
+        p, _ = self._p(self._theta(self.u_), idx, s, rl, rr)
+        return p
+
+    def loglik(
+        self, stimulus, choice, condition=None, reward_left=None, reward_right=None
+    ) -> float:
+        """Log-likelihood of new trials under the fitted parameters."""
+        p = self.predict_proba(stimulus, condition, reward_left, reward_right)
+        c = np.asarray(choice, dtype=float)
+        return float(np.sum(c * np.log(p) + (1 - c) * np.log1p(-p)))
+
+    def deviance(self, k: np.ndarray | None = None) -> float:
+        """Deviance against the saturated model over cells (the fitted cells' counts)."""
+        cells = self._cells if k is None else self._cells.with_k(k)
+        p, _ = self._p(self._theta(self.u_), cells.cond, cells.s, cells.r_left, cells.r_right)
+        n, k = cells.n, cells.k
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(k > 0, k * np.log(k / (n * p)), 0.0)
+            b = np.where(n - k > 0, (n - k) * np.log((n - k) / (n * (1 - p))), 0.0)
+        return float(2.0 * np.sum(a + b))
+
+    def bootstrap(self, n_boot: int = 200, random_state: int | None = None) -> dict[str, Any]:
+        """Parametric bootstrap: refit data simulated from the fitted model.
+
+        Returns
+        -------
+        dict
+            ``params``: array (n_boot, n_conditions, n_params) over
+            :data:`neuroseq.psychometric.models.PARAMS`; ``deviance``: (n_boot,) deviances
+            of the refits, for the goodness-of-fit p-value.
+        """
+        from neuroseq.psychometric.models import PARAMS
+
+        rng = np.random.default_rng(random_state)
+        p_hat, _ = self._p(
+            self._theta(self.u_),
+            self._cells.cond,
+            self._cells.s,
+            self._cells.r_left,
+            self._cells.r_right,
+        )
+        out = np.full((n_boot, len(self.conditions_), len(PARAMS)), np.nan)
+        dev = np.empty(n_boot)
+        keep = (self.u_, self.params_, self._cells)
+        try:
+            for b in range(n_boot):
+                k = rng.binomial(self._cells.n.astype(np.int64), p_hat).astype(float)
+                cells = self._cells.with_k(k)
+                # Start at the MLE and at one random point: refits are cheap on cells.
+                u = self._optimize(cells, [keep[0], self._start(rng, first=False)])
+                self._cells, self.u_ = cells, u
+                params = self._named(u)
+                for i, cname in enumerate(self.conditions_):
+                    for j, name in enumerate(PARAMS):
+                        out[b, i, j] = params[cname].get(name, np.nan)
+                dev[b] = self.deviance()
+        finally:
+            self.u_, self.params_, self._cells = keep
+        return {"params": out, "deviance": dev}
+
+    # ------------------------------------------------------------------ internals
+
+    def _layout(self, s: np.ndarray, rewards: np.ndarray) -> None:
+        """Map (condition, free parameter) -> slot of the optimisation vector."""
+        free, conds = self._spec.free, self.conditions_
+        share = dict(self.share or {})
+        from neuroseq.psychometric.models import PARAMS
+
+        unknown = sorted(set(share) - set(PARAMS))
+        if unknown:
+            raise InputError(
+                "LapseModel", "share", f"parameter names among {list(PARAMS)}", f"{unknown}"
+            )
+        index = np.full((len(conds), len(free)), -1, dtype=np.int64)
+        slots: list[str] = []
+        for j, name in enumerate(free):
+            for group in self._groups(share.get(name), name):
+                index[[conds.index(c) for c in group], j] = len(slots)
+                slots.append(name)
+            for i in np.flatnonzero(index[:, j] < 0):
+                index[i, j] = len(slots)
+                slots.append(name)
+        self._index, self._slots = index, slots
+        b = [bounds(name, s, rewards) for name in slots]
+        self._lo = np.array([x[0] for x in b])
+        self._hi = np.array([x[1] for x in b])
+        self._log = np.array([x[2] for x in b])
+        # The search runs on u in [0, 1]: linear between the bounds, or linear in log for
+        # the scale-like parameters (sigma, beta), so every coordinate has the same scale.
+        self._a = np.where(self._log, np.log(np.where(self._log, self._lo, 1.0)), self._lo)
+        self._b = np.where(self._log, np.log(np.where(self._log, self._hi, 1.0)), self._hi)
+        self._scale = (float(np.min(s)), float(np.max(s)), float(np.max(np.abs(rewards))) or 1.0)
+
+    def _groups(self, spec: Any, name: str) -> list[list[str]]:
+        conds = self.conditions_
+        if spec is None:
+            return []
+        if spec == "all":
+            return [list(conds)]
+        groups = [spec] if spec and all(isinstance(x, str) for x in spec) else list(spec)
+        seen: set[str] = set()
+        for group in groups:
+            missing = sorted(set(group) - set(conds))
+            if missing or seen & set(group):
+                raise InputError(
+                    "LapseModel",
+                    f"share.{name}",
+                    f"disjoint groups of conditions among {conds}",
+                    f"{group}",
+                )
+            seen |= set(group)
+        return [list(g) for g in groups]
+
+    def _theta(self, u: np.ndarray) -> np.ndarray:
+        v = self._a + np.clip(u, 0.0, 1.0) * (self._b - self._a)
+        v[self._log] = np.exp(v[self._log])
+        return v
+
+    def _u(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.clip(theta, self._lo, self._hi)
+        v = np.where(self._log, np.log(np.where(self._log, theta, 1.0)), theta)
+        return np.clip((v - self._a) / (self._b - self._a), 0.0, 1.0)
+
+    def _dtheta_du(self, theta: np.ndarray) -> np.ndarray:
+        span = self._b - self._a
+        return np.where(self._log, theta * span, span)
+
+    def _p(self, theta: np.ndarray, cond, s, rl, rr) -> tuple[np.ndarray, list[np.ndarray]]:
+        names = self._spec.free
+        per = {name: theta[self._index[cond, j]] for j, name in enumerate(names)}
+        p, grad = self._spec.p_right(per, s, rl, rr, link=self.link)
+        return np.clip(p, _EPS, 1 - _EPS), [grad[name] for name in names]
+
+    def _nll(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray]:
+        theta = self._theta(u)
+        p, grads = self._p(theta, cells.cond, cells.s, cells.r_left, cells.r_right)
+        n, k = cells.n, cells.k
+        nll = -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
+        d_p = -(k / p - (n - k) / (1 - p))
+        g = np.zeros(theta.size)
+        for j, dp in enumerate(grads):
+            g += np.bincount(self._index[cells.cond, j], weights=d_p * dp, minlength=theta.size)
+        return nll, g * self._dtheta_du(theta)
+
+    def _optimize(self, cells: Cells, starts: Sequence[np.ndarray]) -> np.ndarray:
+        best = None
+        for u0 in starts:
+            res = minimize(
+                self._nll,
+                u0,
+                args=(cells,),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(0.0, 1.0)] * len(u0),
+                options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
+            )
+            if best is None or res.fun < best.fun:
+                best = res
+        return np.clip(best.x, 0.0, 1.0)
+
+    def _start(self, rng: np.random.Generator, first: bool) -> np.ndarray:
+        lo, hi, r_max = self._scale
+        span = hi - lo
+        mid = 0.0 if lo < 0 < hi else 0.5 * (lo + hi)
+        if first:
+            guess = {
+                "mu": mid,
+                "sigma": span / 6,
+                "gamma": 0.05,
+                "lambda": 0.05,
+                "p_attend": 0.9,
+                "p_bias": 0.5,
+                "epsilon": 0.05,
+                "beta": 3.0 / r_max,
+            }
+        else:
+            guess = {
+                "mu": rng.uniform(lo + span / 4, hi - span / 4),
+                "sigma": span * np.exp(rng.uniform(np.log(0.01), np.log(1.0))),
+                "gamma": rng.uniform(0, 0.2),
+                "lambda": rng.uniform(0, 0.2),
+                "p_attend": rng.uniform(0.6, 1.0),
+                "p_bias": rng.uniform(0.1, 0.9),
+                "epsilon": rng.uniform(0, 0.2),
+                "beta": np.exp(rng.uniform(np.log(0.3), np.log(30))) / r_max,
+            }
+        return self._u(np.array([guess[name] for name in self._slots]))
+
+    def _typical_rewards(self, idx, rl, rr) -> np.ndarray:
+        out = np.empty((len(self.conditions_), 2))
+        for i in range(len(self.conditions_)):
+            pairs, counts = np.unique(
+                np.column_stack([rl[idx == i], rr[idx == i]]), axis=0, return_counts=True
+            )
+            out[i] = pairs[np.argmax(counts)]
+        return out
+
+    def _named(self, u: np.ndarray) -> dict[str, dict[str, float]]:
+        theta = self._theta(u)
+        out = {}
+        for i, cname in enumerate(self.conditions_):
+            values = {
+                name: float(theta[self._index[i, j]]) for j, name in enumerate(self._spec.free)
+            }
+            values.update(self._spec.derived(values, *self._rewards[i]))
+            out[cname] = values
+        return out
+
+    def _set_fit(self, u: np.ndarray, n_trials: int) -> None:
+        self.u_ = u
+        self.params_ = self._named(u)
+        self.nll_ = self._nll(u, self._cells)[0]
+        self.n_params_ = len(self._slots)
+        self.n_trials_ = int(n_trials)
+        self.aic_ = 2.0 * self.n_params_ + 2.0 * self.nll_
+        self.bic_ = self.n_params_ * np.log(self.n_trials_) + 2.0 * self.nll_
+        se = self._hessian_se(self._theta(u))
+        edge = (u <= 1e-6) | (u >= 1 - 1e-6)
+        self.se_, self.at_bound_ = {}, {}
+        for i, cname in enumerate(self.conditions_):
+            slots = {name: self._index[i, j] for j, name in enumerate(self._spec.free)}
+            self.se_[cname] = {name: float(se[k]) for name, k in slots.items()}
+            self.at_bound_[cname] = {name: bool(edge[k]) for name, k in slots.items()}
+
+    def _hessian_se(self, theta: np.ndarray) -> np.ndarray:
+        """Standard errors from the inverse of the NLL Hessian in natural parameters."""
+
+        def grad(t: np.ndarray) -> np.ndarray:
+            p, grads = self._p(
+                t, self._cells.cond, self._cells.s, self._cells.r_left, self._cells.r_right
+            )
+            n, k = self._cells.n, self._cells.k
+            d_p = -(k / p - (n - k) / (1 - p))
+            return sum(
+                np.bincount(self._index[self._cells.cond, j], weights=d_p * dp, minlength=t.size)
+                for j, dp in enumerate(grads)
+            )
+
+        h = 1e-6 * np.maximum(np.abs(theta), self._hi - self._lo)
+        hess = np.empty((theta.size, theta.size))
+        for i in range(theta.size):
+            step = np.zeros(theta.size)
+            step[i] = h[i]
+            hess[i] = (grad(theta + step) - grad(theta - step)) / (2 * h[i])
+        hess = 0.5 * (hess + hess.T)
+        try:
+            cov = np.linalg.inv(hess)
+        except np.linalg.LinAlgError:
+            return np.full(theta.size, np.nan)
+        diag = np.diag(cov)
+        return np.where(diag > 0, np.sqrt(np.abs(diag)), np.nan)

@@ -1,0 +1,194 @@
+"""LapseModel: gradients, parameter recovery, sharing, uncertainty, bad input."""
+
+import numpy as np
+import pytest
+from scipy.optimize import approx_fprime
+from scipy.special import expit
+
+from neuroseq.errors import InputError
+from neuroseq.psychometric import MODELS, LapseModel
+from neuroseq.psychometric.estimator import Cells
+
+LEVELS = np.array([-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5])
+TRUTH = {
+    "psychometric": {
+        "a": dict(mu=0.4, sigma=2.0, gamma=0.08, **{"lambda": 0.03}),
+        "b": dict(mu=-0.3, sigma=1.2, gamma=0.02, **{"lambda": 0.12}),
+    },
+    "inattention": {
+        "a": dict(mu=0.3, sigma=1.8, p_attend=0.8, p_bias=0.7),
+        "b": dict(mu=-0.2, sigma=1.1, p_attend=0.9, p_bias=0.3),
+    },
+    "exploration": {"a": dict(sigma=2.0, beta=2.5), "b": dict(sigma=1.2, beta=1.5)},
+    "fixed_error": {
+        "a": dict(mu=0.3, sigma=1.9, epsilon=0.06),
+        "b": dict(mu=-0.4, sigma=1.2, epsilon=0.1),
+    },
+}
+
+
+def simulate(model, truth, n, seed, rewards=((2.0, 2.0), (2.0, 3.5), (3.5, 2.0))):
+    """Trials drawn from a model's own p_right with known parameters."""
+    rng = np.random.default_rng(seed)
+    s = rng.choice(LEVELS, n)
+    cond = rng.choice(sorted(truth), n)
+    block = rng.integers(0, len(rewards), n)
+    rl = np.array([rewards[b][0] for b in block])
+    rr = np.array([rewards[b][1] for b in block])
+    p = np.empty(n)
+    for cname, theta in truth.items():
+        sel = cond == cname
+        p[sel] = MODELS[model].p_right(theta, s[sel], rl[sel], rr[sel])[0]
+    return s, (rng.random(n) < p).astype(int), cond, rl, rr
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_analytic_gradient_matches_finite_differences(model):
+    s, c, cond, rl, rr = simulate(model, TRUTH[model], 600, seed=1)
+    est = LapseModel(model, share={"sigma": "all"}, random_state=0).fit(s, c, cond, rl, rr)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        u = rng.uniform(0.2, 0.8, est.u_.size)
+        _, grad = est._nll(u, est._cells)
+        numeric = approx_fprime(u, lambda x: est._nll(x, est._cells)[0], 1e-7)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_parameters_are_recovered(model):
+    truth = TRUTH[model]
+    s, c, cond, rl, rr = simulate(model, truth, 8000, seed=2)
+    est = LapseModel(model, random_state=0).fit(s, c, cond, rl, rr)
+    for cname, theta in truth.items():
+        for name, value in theta.items():
+            fitted, se = est.params_[cname][name], est.se_[cname][name]
+            assert abs(fitted - value) < max(4 * se, 0.02), (cname, name, fitted, value, se)
+    assert est.n_params_ == 2 * len(MODELS[model].free)
+    assert est.aic_ == pytest.approx(2 * est.n_params_ + 2 * est.nll_)
+    assert est.bic_ == pytest.approx(est.n_params_ * np.log(8000) + 2 * est.nll_)
+
+
+def test_exploration_lapses_fall_on_the_richer_side():
+    """Pisupati et al. 2021: raising r_R lowers lambda (left choices on right trials)."""
+    theta = {"all": {"sigma": 1.5, "beta": 1.2}}
+    s, c, _cond, rl, rr = simulate(
+        "exploration", theta, 6000, seed=3, rewards=((2.0, 2.0), (2.0, 4.0))
+    )
+    est = LapseModel("exploration", random_state=0).fit(s, c, None, rl, rr)
+    beta = est.params_["all"]["beta"]
+    assert beta == pytest.approx(1.2, abs=4 * est.se_["all"]["beta"])
+    rich = est.predict_proba(np.full(2, 3.5), None, np.full(2, 2.0), np.array([2.0, 4.0]))
+    assert rich[1] > rich[0]  # more rightward choices when right pays more
+    # Asymptotic lapses at the condition's most common rewards (reported as r_L, r_R).
+    p = est.params_["all"]
+    assert (p["r_L"], p["r_R"]) in {(2.0, 2.0), (2.0, 4.0)}
+    assert p["lambda"] == pytest.approx(expit(-beta * p["r_R"]))
+    assert p["gamma"] == pytest.approx(expit(-beta * p["r_L"]))
+
+
+def test_shared_parameters_are_one_value_and_count_once():
+    truth = {
+        c: {"mu": 0.2, "sigma": s, "gamma": 0.05, "lambda": 0.05}
+        for c, s in [("a", 2.0), ("b", 1.0), ("c", 1.5)]
+    }
+    s, c, cond, _rl, _rr = simulate("psychometric", truth, 3000, seed=4)
+    share = {"sigma": ["b", "c"], "gamma": "all", "lambda": "all", "beta": "all"}
+    est = LapseModel("psychometric", share=share, random_state=0).fit(s, c, cond)
+    p = est.params_
+    assert p["b"]["sigma"] == p["c"]["sigma"] != p["a"]["sigma"]
+    assert p["a"]["gamma"] == p["b"]["gamma"] == p["c"]["gamma"]
+    assert est.n_params_ == 3 + 2 + 1 + 1  # mu x3, sigma x2, gamma, lambda
+    free = LapseModel("psychometric", random_state=0).fit(s, c, cond)
+    assert free.n_params_ == 12
+    assert free.nll_ <= est.nll_ + 1e-6  # nested: the free fit is never worse
+
+
+def test_fit_is_reproducible_and_scale_free():
+    truth = TRUTH["psychometric"]
+    s, c, cond, _, _ = simulate("psychometric", truth, 2000, seed=5)
+    a = LapseModel(random_state=0).fit(s, c, cond)
+    b = LapseModel(random_state=0).fit(s, c, cond)
+    assert a.params_ == b.params_
+    # The same data on a 100x larger stimulus scale: same NLL, sigma scaled, no bound hit.
+    big = LapseModel(random_state=0).fit(100 * s, c, cond)
+    assert big.nll_ == pytest.approx(a.nll_, abs=1e-5)
+    assert big.params_["a"]["sigma"] == pytest.approx(100 * a.params_["a"]["sigma"], rel=1e-3)
+    assert not any(big.at_bound_["a"][k] for k in ("mu", "sigma"))
+
+
+def test_bootstrap_ci_coverage_is_near_nominal():
+    """95% percentile CIs cover the true mu and sigma in about 95% of simulated sessions."""
+    truth = {"all": {"mu": 0.3, "sigma": 1.5, "gamma": 0.05, "lambda": 0.05}}
+    hits = {"mu": 0, "sigma": 0}
+    hessian_hits = 0
+    n_sessions = 40
+    for seed in range(n_sessions):
+        s, c, _, _, _ = simulate("psychometric", truth, 400, seed=100 + seed)
+        est = LapseModel(n_starts=2, random_state=seed).fit(s, c)
+        boot = est.bootstrap(100, random_state=seed)["params"][:, 0, :2]
+        lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
+        for j, name in enumerate(("mu", "sigma")):
+            hits[name] += lo[j] <= truth["all"][name] <= hi[j]
+        mu, se = est.params_["all"]["mu"], est.se_["all"]["mu"]
+        hessian_hits += abs(mu - 0.3) <= 1.96 * se
+    for name, h in hits.items():
+        assert 0.82 <= h / n_sessions <= 1.0, (name, h)
+    assert 0.82 <= hessian_hits / n_sessions <= 1.0
+
+
+def test_cells_aggregate_without_losing_trials():
+    rng = np.random.default_rng(6)
+    s = rng.choice(LEVELS, 500)
+    c = rng.integers(0, 2, 500)
+    cells = Cells.from_trials(rng.integers(0, 3, 500), s, np.ones(500), np.ones(500), c)
+    assert cells.n.sum() == 500
+    assert cells.k.sum() == c.sum()
+    assert len(cells.n) <= 3 * LEVELS.size
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        (
+            dict(choice=np.ones(40, int)),
+            r"choice: expected both left and right choices; found "
+            r"only right",
+        ),
+        (
+            dict(stimulus=np.full(40, 1.0)),
+            r"stimulus in condition 'all': expected at least 2 "
+            r"stimulus levels",
+        ),
+        (dict(stimulus=np.r_[np.nan, np.ones(39)]), r"stimulus: expected finite values; found 1"),
+        (dict(choice=np.r_[2, np.zeros(39, int)]), r"choice: expected 0 \(left\) or 1 \(right\)"),
+        (dict(condition=["a"] * 39), r"condition: expected one value per trial \(40\)"),
+    ],
+)
+def test_bad_input_is_a_clear_error(kwargs, pattern):
+    rng = np.random.default_rng(7)
+    data = dict(stimulus=rng.choice(LEVELS, 40), choice=rng.integers(0, 2, 40))
+    data.update(kwargs)
+    with pytest.raises(InputError, match=pattern):
+        LapseModel().fit(**data)
+
+
+def test_bad_parameters_are_named():
+    s = np.tile(LEVELS, 5)
+    c = (s > 0).astype(int)
+    with pytest.raises(InputError, match=r"model: expected one of"):
+        LapseModel("weibull").fit(s, c)
+    with pytest.raises(InputError, match=r"share: expected parameter names"):
+        LapseModel(share={"slope": "all"}).fit(s, c)
+    with pytest.raises(InputError, match=r"share\.sigma: expected disjoint groups"):
+        LapseModel(share={"sigma": ["a", "z"]}).fit(s, c, np.where(s > 0, "a", "b"))
+
+
+def test_logistic_link_fits_logistic_data():
+    rng = np.random.default_rng(8)
+    s = rng.choice(LEVELS, 6000)
+    p = 0.05 + 0.9 * expit((s - 0.5) / 0.8)
+    c = (rng.random(6000) < p).astype(int)
+    logistic = LapseModel(link="logistic", random_state=0).fit(s, c)
+    normal = LapseModel(link="normal", random_state=0).fit(s, c)
+    assert logistic.params_["all"]["sigma"] == pytest.approx(0.8, rel=0.15)
+    assert logistic.nll_ < normal.nll_ + 5
