@@ -95,7 +95,9 @@ class LapseModel:
     link : {"normal", "logistic"}
         The sigmoid F of the models with a location and a scale.
     n_starts : int
-        Starting points of the multi-start search (the first is data-driven).
+        Most starting points of the multi-start search (the first is data-driven, the
+        rest seeded random); the search stops early once two starts reach the same best
+        NLL (within 1e-6 nat).
     random_state : int or None
         Seed of the random starting points.
 
@@ -328,7 +330,8 @@ class LapseModel:
         return nll, g * self._dtheta_du(theta)
 
     def _optimize(self, cells: Cells, starts: Sequence[np.ndarray]) -> np.ndarray:
-        best = None
+        """L-BFGS-B from each start; stops once two starts agree on the best NLL."""
+        best, agree = None, 0
         for u0 in starts:
             res = minimize(
                 self._nll,
@@ -339,8 +342,13 @@ class LapseModel:
                 bounds=[(0.0, 1.0)] * len(u0),
                 options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
             )
-            if best is None or res.fun < best.fun:
-                best = res
+            if best is None or res.fun < best.fun - 1e-6:
+                best, agree = res, 1
+            elif res.fun < best.fun + 1e-6:
+                agree += 1
+                best = res if res.fun < best.fun else best
+            if agree >= 2:
+                break
         return np.clip(best.x, 0.0, 1.0)
 
     def _start(self, rng: np.random.Generator, first: bool) -> np.ndarray:
