@@ -6,7 +6,7 @@ from scipy.optimize import approx_fprime
 from scipy.special import expit
 
 from neuroseq.errors import InputError
-from neuroseq.psychometric import MODELS, LapseModel
+from neuroseq.psychometric import MODELS, PARAMS, LapseModel
 from neuroseq.psychometric.estimator import Cells
 
 LEVELS = np.array([-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5])
@@ -116,24 +116,37 @@ def test_fit_is_reproducible_and_scale_free():
     assert not any(big.at_bound_["a"][k] for k in ("mu", "sigma"))
 
 
-def test_bootstrap_ci_coverage_is_near_nominal():
-    """95% percentile CIs cover the true mu and sigma in about 95% of simulated sessions."""
-    truth = {"all": {"mu": 0.3, "sigma": 1.5, "gamma": 0.05, "lambda": 0.05}}
-    hits = {"mu": 0, "sigma": 0}
-    hessian_hits = 0
-    n_sessions = 40
+COVERAGE_TRUTH = {
+    "psychometric": {"mu": 0.3, "sigma": 1.5, "gamma": 0.1, "lambda": 0.1},
+    "inattention": {"mu": 0.3, "sigma": 1.5, "p_attend": 0.8, "p_bias": 0.6},
+    "exploration": {"sigma": 1.5, "beta": 1.0},
+    "fixed_error": {"mu": 0.3, "sigma": 1.5, "epsilon": 0.1},
+}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_bootstrap_ci_coverage_is_near_nominal(model):
+    """95% percentile CIs cover every true parameter in about 95% of simulated sessions."""
+    truth = {"all": COVERAGE_TRUTH[model]}
+    names = list(MODELS[model].free)
+    hits = np.zeros(len(names))
+    hessian_hits = np.zeros(len(names))
+    n_sessions = 30
     for seed in range(n_sessions):
-        s, c, _, _, _ = simulate("psychometric", truth, 400, seed=100 + seed)
-        est = LapseModel(n_starts=2, random_state=seed).fit(s, c)
-        boot = est.bootstrap(100, random_state=seed)["params"][:, 0, :2]
-        lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
-        for j, name in enumerate(("mu", "sigma")):
-            hits[name] += lo[j] <= truth["all"][name] <= hi[j]
-        mu, se = est.params_["all"]["mu"], est.se_["all"]["mu"]
-        hessian_hits += abs(mu - 0.3) <= 1.96 * se
-    for name, h in hits.items():
-        assert 0.82 <= h / n_sessions <= 1.0, (name, h)
-    assert 0.82 <= hessian_hits / n_sessions <= 1.0
+        s, c, _, rl, rr = simulate(
+            model, truth, 500, seed=100 + seed, rewards=((2.0, 2.0), (2.0, 3.0))
+        )
+        est = LapseModel(model, n_starts=2, random_state=seed).fit(s, c, None, rl, rr)
+        boot = est.bootstrap(80, random_state=seed)["params"][:, 0, :]
+        for j, name in enumerate(names):
+            draws = boot[:, list(PARAMS).index(name)]
+            lo, hi = np.percentile(draws, [2.5, 97.5])
+            value = truth["all"][name]
+            hits[j] += lo <= value <= hi
+            hessian_hits[j] += abs(est.params_["all"][name] - value) <= 1.96 * est.se_["all"][name]
+    coverage = dict(zip(names, hits / n_sessions, strict=True))
+    assert all(0.8 <= v <= 1.0 for v in coverage.values()), coverage
+    assert (hessian_hits / n_sessions >= 0.75).all(), dict(zip(names, hessian_hits, strict=True))
 
 
 def test_cells_aggregate_without_losing_trials():
