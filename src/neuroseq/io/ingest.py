@@ -509,5 +509,6 @@ def _ground_truth(nwb: pynwb.NWBFile, grid: TimeGrid, attrs: dict[str, Any]) -> 
                 resample(t, z, grid),
                 {"units": "1", "long_name": "simulator's latent state"},
             )
-        }
+        },
+        coords={"latent": np.arange(z.shape[1])},
     )

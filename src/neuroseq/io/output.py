@@ -97,12 +97,20 @@ def write_dataset(
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds))
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Move a finished temporary file into place, with the permissions of a normal file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+    os.replace(tmp, path)
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

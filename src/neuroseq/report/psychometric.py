@@ -25,7 +25,7 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         plt.close(fig)
         if os.path.exists(tmp):
