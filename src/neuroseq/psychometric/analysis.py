@@ -181,7 +181,7 @@ def _to_dataset(
         pos = np.searchsorted(levels, s[sel])
         n_trials[i] = np.bincount(pos, minlength=levels.size)
         n_right[i] = np.bincount(pos, weights=c[sel], minlength=levels.size).astype(np.int64)
-    lo, hi = _wilson(n_right, n_trials)
+    lo, hi = wilson_interval(n_right, n_trials)
     aic = np.array([fits[n]["est"].aic_ for n in names])
     bic = np.array([fits[n]["est"].bic_ for n in names])
     model_coord = {"model": names}
@@ -275,7 +275,7 @@ def _to_dataset(
     return ds
 
 
-def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, ...]:
+def wilson_interval(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, ...]:
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)

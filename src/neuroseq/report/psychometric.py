@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
 from neuroseq.io.output import read_dataset
+from neuroseq.report.plotting import error_bars, plt, save_figure
 
 LAPSES = ("gamma", "lambda", "gamma_plus_lambda", "lapse_asymmetry")
-
-
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Save a figure atomically (temporary file, then rename) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        publish(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def psychometric_figures(result_nc: str | Path, output_dir: str | Path) -> list[Path]:
@@ -61,7 +41,7 @@ def _curves(ds: xr.Dataset) -> plt.Figure:
         ax.errorbar(
             x,
             p,
-            yerr=[p - ci[:, 0], ci[:, 1] - p],
+            yerr=error_bars(p, ci[:, 0], ci[:, 1]),
             fmt="o",
             color="k",
             ms=4,
@@ -142,7 +122,7 @@ def _lapses(ds: xr.Dataset) -> plt.Figure:
             ax.errorbar(
                 value,
                 x,
-                xerr=[value - ci[:, 0], ci[:, 1] - value],
+                xerr=error_bars(value, ci[:, 0], ci[:, 1]),
                 fmt="o",
                 color=colours[m],
                 ms=4,

@@ -1,0 +1,111 @@
+"""Per-session counts, durations and firing rates, stacked along ``session``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neuroseq.errors import InputError
+from neuroseq.io.output import read_dataset
+
+
+def describe_session(ds: xr.Dataset) -> xr.Dataset:
+    """One session's summary (no ``session`` dim yet).
+
+    ``duration_s`` is the binned time span for sessions with a time axis, and the span
+    from the first trial start to the last trial stop for trial-only sessions (0 when
+    trials carry no times). ``firing_rate`` is the mean over the region's units of each
+    unit's spikes / duration.
+    """
+    has_time = "time" in ds.dims
+    if has_time:
+        duration = ds.sizes["time"] * float(ds.attrs["bin_size_s"])
+    elif "start_time" in ds:
+        duration = float(ds.stop_time.max() - ds.start_time.min())
+    else:
+        duration = 0.0
+    n_trials = ds.sizes.get("trial", 0)
+    out = {
+        "n_trials": ((), n_trials, {"units": "count"}),
+        "n_units": ((), ds.sizes.get("unit", 0), {"units": "count"}),
+        "duration_s": ((), duration, {"units": "s"}),
+        "n_no_response": (
+            (),
+            int((ds.choice < 0).sum()) if "choice" in ds else 0,
+            {"units": "count"},
+        ),
+    }
+    coords: dict[str, object] = {}
+    if "condition" in ds:
+        names, counts = np.unique(ds.condition.values.astype(str), return_counts=True)
+    else:
+        names, counts = np.array(["all"]), np.array([n_trials])
+    out["trials_per_condition"] = ("condition", counts.astype(np.int64), {"units": "count"})
+    coords["condition"] = names
+    if "unit" in ds.dims:
+        rates = ds.spike_counts.sum("time").values / duration
+        regions = ds.unit_region.values.astype(str)
+        groups = np.unique(regions)
+        out["firing_rate"] = (
+            "group",
+            [rates[regions == g].mean() for g in groups],
+            {"units": "Hz"},
+        )
+        out["n_units_per_region"] = (
+            "group",
+            [int((regions == g).sum()) for g in groups],
+            {"units": "count"},
+        )
+        coords["group"] = groups
+    else:
+        out["firing_rate"] = ("group", np.zeros(0), {"units": "Hz"})
+        out["n_units_per_region"] = ("group", np.zeros(0, dtype=np.int64), {"units": "count"})
+        coords["group"] = np.array([], dtype=str)
+    if "behavior" in ds:
+        out["behavior_missing_fraction"] = ((), float(ds.behavior.isnull().mean()), {"units": "1"})
+    return xr.Dataset(out, coords=coords)
+
+
+def summarize_sessions(paths: Sequence[str | Path]) -> xr.Dataset:
+    """Summaries of several ``session.nc`` files along ``session``.
+
+    Regions or conditions absent from a session get 0 trials and 0 units there, and a
+    NaN firing rate (no units: no rate), as each variable's ``long_name`` says.
+    """
+    parts, ids = [], []
+    for path in paths:
+        ds = read_dataset(path, schema="neuroseq.session/1")
+        ids.append(str(ds.attrs["session_id"]))
+        parts.append(describe_session(ds))
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InputError(
+            ", ".join(map(str, paths)),
+            "attrs session_id",
+            "one file per session",
+            f"repeated ids {dupes}",
+        )
+    ds = xr.concat(
+        parts,
+        dim=xr.DataArray(ids, dims="session", name="session"),
+        join="outer",
+        coords="minimal",
+        compat="override",
+    )
+    for name in ("trials_per_condition", "n_units_per_region"):
+        ds[name] = ds[name].fillna(0).astype(np.int64)
+        ds[name].attrs.update(units="count", long_name="0 where the session has none")
+    ds["firing_rate"].attrs.update(
+        units="Hz",
+        long_name="mean unit rate per region; NaN where the session has no unit in the region",
+    )
+    if "behavior_missing_fraction" in ds:
+        ds["behavior_missing_fraction"].attrs.update(
+            units="1",
+            long_name="fraction of behaviour bins without a sample; NaN for "
+            "sessions without behaviour",
+        )
+    return ds
