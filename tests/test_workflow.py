@@ -38,9 +38,17 @@ def write_config(directory: Path, config: dict) -> Path:
 
 
 TINY = {
-    "demo": {"n_sessions": 2, "duration_s": 60, "seed": 3},
+    "demo": {"n_sessions": 2, "duration_s": 120, "seed": 3},
     "sessions": {"demo_01": "data/demo/demo_01.nwb", "demo_02": "data/demo/demo_02.nwb"},
     "ingest": {"behavior": {"groups": {"nose": "head"}}},
+    # ~80 trials a session: fit them all, with few refits, to keep the test short.
+    "psychometric": {
+        "min_condition_trials": 5,
+        "min_trials": 20,
+        "n_bootstrap": 20,
+        "cv_folds": 3,
+        "models": ["psychometric", "exploration"],
+    },
 }
 
 
@@ -61,12 +69,13 @@ def test_a_config_that_fails_the_schema_stops_at_start_naming_the_key(tmp_path):
     write_config(tmp_path, {**TINY, "ingest": {"bin_size_s": -1}})
     proc = snakemake("-n", cwd=tmp_path)
     assert proc.returncode != 0
-    assert "Error validating config file" in proc.stderr
-    assert "['ingest']['bin_size_s']" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Error validating config file" in out
+    assert "['ingest']['bin_size_s']" in out
     write_config(tmp_path, {**TINY, "ingest": {"bin_sizes": 0.01}})
     proc = snakemake("-n", cwd=tmp_path)
     assert proc.returncode != 0
-    assert "'bin_sizes' was unexpected" in proc.stderr
+    assert "'bin_sizes' was unexpected" in proc.stdout + proc.stderr
 
 
 def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
@@ -88,6 +97,13 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
             assert (results / "figures" / session / f"{name}.png").stat().st_size > 5_000
     summary = read_dataset(results / "summary" / "sessions.nc", "neuroseq.summary.sessions/1")
     assert summary.session.values.tolist() == ["demo_01", "demo_02"]
+    for session in TINY["sessions"]:
+        fit = read_dataset(results / "psychometric" / f"{session}.nc", "neuroseq.psychometric/1")
+        assert fit.model.values.tolist() == ["psychometric", "exploration"]
+        for name in ("curves", "comparison", "lapses"):
+            assert (results / "figures" / session / f"psychometric_{name}.png").is_file()
+    lapses = read_dataset(results / "summary" / "psychometric.nc")
+    assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
     proc = snakemake("--cores", "2", "-n", cwd=tmp_path)
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -96,3 +112,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     html = (results / "report.html").read_text()
     assert "raster" in html
     assert "demo_02" in html
+    assert "Psychometric" in html

@@ -167,3 +167,18 @@ def _no_choice(tmp_path):
     path = tmp_path / "nochoice.yaml"
     path.write_text("ingest: {trials: {columns: {stimulus: null, choice: null}}}\n")
     return path
+
+
+def test_folds_are_dealt_evenly_within_each_condition_and_stimulus():
+    from neuroseq.psychometric.analysis import stratified_folds
+
+    rng = np.random.default_rng(3)
+    cond = rng.choice(["a", "b", "c"], 600)
+    s = rng.choice([-2.0, -1.0, 1.0, 2.0], 600)
+    folds = stratified_folds(cond, s, 5, np.random.default_rng(0))
+    for key in set(zip(cond, s, strict=True)):
+        sel = (cond == key[0]) & (s == key[1])
+        per_fold = np.bincount(folds[sel], minlength=5)
+        assert per_fold.max() - per_fold.min() <= 1
+    again = stratified_folds(cond, s, 5, np.random.default_rng(0))
+    np.testing.assert_array_equal(folds, again)

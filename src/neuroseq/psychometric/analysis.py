@@ -54,7 +54,8 @@ def fit_lapse_models(
     n_bootstrap : int
         Parametric bootstrap refits per model (CIs and the goodness-of-fit p-value).
     cv_folds : int
-        Folds of the cross-validated log-likelihood (trials split at random, seeded).
+        Folds of the cross-validated log-likelihood: trials dealt at random (seeded) within
+        each (condition, stimulus) cell, see :func:`stratified_folds`.
     min_trials : int
         Fewer valid trials than this is an error.
     min_condition_trials : int
@@ -111,7 +112,7 @@ def fit_lapse_models(
     grid = np.linspace(s.min(), s.max(), N_GRID)
     levels = np.unique(s)
     rng = np.random.default_rng(seed)
-    folds = rng.permutation(s.size) % cv_folds
+    folds = stratified_folds(cond, s, cv_folds, rng)
 
     fits: dict[str, dict[str, Any]] = {}
     for name in models:
@@ -151,6 +152,28 @@ def fit_lapse_models(
     )
     ds.attrs["dropped_conditions"] = json.dumps(dropped)
     return ds
+
+
+def stratified_folds(
+    condition: np.ndarray, stimulus: np.ndarray, n_folds: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Fold of each trial: random, but dealt round-robin within each (condition, stimulus).
+
+    Every training split then holds nearly all the levels of every condition, so a fold
+    never leaves a condition with a single stimulus level to fit.
+    """
+    _, cell = np.unique(
+        np.column_stack([condition.astype(str), stimulus.astype(str)]), axis=0, return_inverse=True
+    )
+    cell = cell.ravel()
+    order = rng.permutation(cell.size)
+    order = order[np.argsort(cell[order], kind="stable")]  # shuffled within each cell
+    first = np.searchsorted(cell[order], cell[order])  # where each trial's cell starts
+    rank = np.arange(cell.size) - first
+    start = rng.integers(0, n_folds, cell.max() + 1)  # so small cells do not all start at 0
+    folds = np.empty(cell.size, dtype=np.int64)
+    folds[order] = (rank + start[cell[order]]) % n_folds
+    return folds
 
 
 def _to_dataset(
