@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Bound on the temporary (units x bins) int64 block of one bincount call.
-_BLOCK_BYTES = 64 * 1024**2
+_BLOCK_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def bin_spikes(
     Notes
     -----
     Units are processed in blocks sized so that one block's ``(units, bins)`` int64
-    bincount stays under 64 MiB; within a block, every spike gets the flat index
+    bincount stays under 16 MiB; within a block, every spike gets the flat index
     ``unit * n_bins + bin`` and one ``np.bincount`` counts them all.
     """
     unit_ends = np.asarray(unit_ends, dtype=np.int64)
