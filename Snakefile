@@ -24,6 +24,7 @@ wildcard_constraints:
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/psychometric.smk"
+include: "workflow/rules/decoding.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 

@@ -102,6 +102,12 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         assert fit.model.values.tolist() == ["psychometric", "exploration"]
         for name in ("curves", "comparison", "lapses"):
             assert (results / "figures" / session / f"psychometric_{name}.png").is_file()
+    for session in TINY["sessions"]:
+        decoded = read_dataset(results / "decoding" / f"{session}.nc", "neuroseq.decoding/1")
+        assert decoded.decoder.values.tolist() == ["wiener", "kalman", "gru", "transformer"]
+        assert "ceiling_r2" in decoded
+        assert (results / "figures" / session / "decoding_r2.png").is_file()
+    assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -113,3 +119,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "raster" in html
     assert "demo_02" in html
     assert "Psychometric" in html
+    assert "Decoding" in html

@@ -69,6 +69,33 @@ def _psychometric(args: argparse.Namespace) -> None:
     log.info("wrote %s (lowest AIC: %s)", args.output, ds.attrs["winner_aic"])
 
 
+def _decode(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.decoding.evaluate import SCHEMA, run_decoding
+    from neuroseq.io.output import read_dataset, write_dataset
+
+    # One thread per process unless the rule asks for more: these machines run torch and
+    # BLAS many times slower with two threads than with one.
+    torch.set_num_threads(args.threads)
+    options = load_config(args.config)["decoding"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_decoding(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    best = ds.r2.mean(("fold", "feature")).to_series().round(3).to_dict()
+    log.info("wrote %s (mean R2: %s)", args.output, best)
+
+
 def _summarize(args: argparse.Namespace) -> None:
     """Summaries across sessions; what is summarized follows the inputs' schema."""
     from neuroseq.io.output import read_dataset, write_dataset
@@ -83,6 +110,11 @@ def _summarize(args: argparse.Namespace) -> None:
 
         ds = summarize_psychometric([read_dataset(p, schema=kind) for p in args.inputs])
         schema = SUMMARY_SCHEMA
+    elif kind == "neuroseq.decoding/1":
+        from neuroseq.decoding.evaluate import summarize_decoding
+
+        ds = summarize_decoding([read_dataset(p, schema=kind) for p in args.inputs])
+        schema = "neuroseq.summary.decoding/1"
     else:
         raise InputError(
             args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
@@ -120,6 +152,14 @@ def _psychometric_figures(args: argparse.Namespace) -> None:
         log.info("wrote %s", path)
 
 
+def _decoding_figures(args: argparse.Namespace) -> None:
+    from neuroseq.report.decoding import decoding_figures, decoding_summary_figure
+
+    make = decoding_summary_figure if args.summary else decoding_figures
+    for path in make(args.input, args.output):
+        log.info("wrote %s", path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `neuroseq` command."""
     parser = argparse.ArgumentParser(prog="neuroseq", description=__doc__.splitlines()[0])
@@ -147,6 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("psychometric", _psychometric, "lapse models fitted and compared -> psychometric.nc")
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="psychometric.nc to write")
+
+    p = step("decode", _decode, "decoders of behaviour from activity -> decoding.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="decoding.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step(
+        "decoding-figures",
+        _decoding_figures,
+        "report figures of decoding.nc (or, with --summary, of its summary across sessions)",
+    )
+    p.add_argument("input", type=Path, help="decoding.nc or summary/decoding.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--summary", action="store_true", help="the input is the summary")
 
     p = step(
         "psychometric-figures",

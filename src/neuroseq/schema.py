@@ -62,6 +62,8 @@ _VALIDATORS: dict[str, Validator] = {}
 _PROVIDERS = {
     "neuroseq.psychometric/1": "neuroseq.psychometric.analysis",
     "neuroseq.summary.psychometric/1": "neuroseq.psychometric.analysis",
+    "neuroseq.decoding/1": "neuroseq.decoding.evaluate",
+    "neuroseq.summary.decoding/1": "neuroseq.decoding.evaluate",
 }
 
 

@@ -14,7 +14,9 @@ DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
 # What each analysis needs a session to hold (see neuroseq.io.session_contents).
-NEEDS = {"psychometric": {"choices"}}
+NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}}
+# torch rules ask the scheduler for a GPU only when the config says the cluster has them.
+TORCH_GPUS = 1 if config["gpus"] else 0
 
 
 def effective_config():
@@ -62,11 +64,16 @@ def psychometric_results(wildcards):
     return [f"{RESULTS}/psychometric/{s}.nc" for s in sessions_for("psychometric")]
 
 
-def psychometric_figures(wildcards):
+def decoding_results(wildcards):
+    return [f"{RESULTS}/decoding/{s}.nc" for s in sessions_for("decoding")]
+
+
+def analysis_figures(analysis, names):
+    """One session's figures of an analysis, for the sessions it runs on."""
     return [
-        f"{RESULTS}/figures/{s}/psychometric_{name}.png"
-        for s in sessions_for("psychometric")
-        for name in ("curves", "comparison", "lapses")
+        f"{RESULTS}/figures/{s}/{analysis}_{name}.png"
+        for s in sessions_for(analysis)
+        for name in names
     ]
 
 
@@ -88,7 +95,13 @@ def analysis_outputs(wildcards):
         outputs += [
             f"{RESULTS}/summary/psychometric.nc",
             f"{RESULTS}/figures/summary/psychometric.png",
-            *psychometric_figures(wildcards),
+            *analysis_figures("psychometric", ("curves", "comparison", "lapses")),
+        ]
+    if sessions_for("decoding"):
+        outputs += [
+            f"{RESULTS}/summary/decoding.nc",
+            f"{RESULTS}/figures/summary/decoding.png",
+            *analysis_figures("decoding", ("traces", "r2", "learning")),
         ]
     return outputs
 

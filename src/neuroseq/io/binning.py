@@ -77,9 +77,9 @@ def bin_spikes(
 
     Notes
     -----
-    Units are processed in blocks sized so that one block's ``(units, bins)`` int64
+    Units are processed in blocks sized so that one block's ``(bins, units)`` int64
     bincount stays under 16 MiB; within a block, every spike gets the flat index
-    ``unit * n_bins + bin`` and one ``np.bincount`` counts them all.
+    ``bin * block_units + unit`` and one ``np.bincount`` counts them all.
     """
     unit_ends = np.asarray(unit_ends, dtype=np.int64)
     n_units = unit_ends.size
@@ -95,9 +95,11 @@ def bin_spikes(
         owner = np.repeat(np.arange(b1 - b0), unit_ends[b0:b1] - starts[b0:b1])
         idx = grid.index(times)
         keep = idx >= 0
-        flat = owner[keep] * grid.n_bins + idx[keep]
+        # Time-major flat index: the block comes out (bins, units), row by row, as the
+        # output is laid out, so the copy into it streams instead of striding.
+        flat = idx[keep] * (b1 - b0) + owner[keep]
         block = np.bincount(flat, minlength=(b1 - b0) * grid.n_bins)
-        counts[:, b0:b1] = block.reshape(b1 - b0, grid.n_bins).T
+        counts[:, b0:b1] = block.reshape(grid.n_bins, b1 - b0)
     return counts
 
 

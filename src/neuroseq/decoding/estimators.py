@@ -1,0 +1,227 @@
+"""scikit-learn-style sequence decoders: `TransformerDecoder` and `GRUDecoder`.
+
+``fit(X, y)`` takes a whole recording: spike counts (time x unit) and behaviour
+(time x feature) with NaN wherever a target is unknown or held out; ``predict(X)`` returns
+behaviour for every bin from spikes alone. Scaling (log1p and standardisation of inputs,
+standardisation of targets) is fitted on the training targets' bins only. Weights are
+saved as a ``state_dict`` plus a JSON description and loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from neuroseq.decoding.networks import ARCHITECTURES
+from neuroseq.decoding.training import pick_device, predict_sequence, train_sequence_model
+
+
+class SequenceDecoder(RegressorMixin, BaseEstimator):
+    """Shared facade of the torch decoders (see :class:`TransformerDecoder`)."""
+
+    architecture = ""
+
+    def __init__(
+        self,
+        *,
+        window: int = 64,
+        causal: bool = True,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        batch_size: int = 32,
+        max_epochs: int = 60,
+        patience: int = 8,
+        val_fraction: float = 0.15,
+        device: str = "auto",
+        random_state: int | None = 0,
+    ) -> None:
+        self.window = window
+        self.causal = causal
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.dim_feedforward = dim_feedforward
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.device = device
+        self.random_state = random_state
+
+    def _net(self, n_in: int, n_out: int) -> torch.nn.Module:
+        return ARCHITECTURES[self.architecture](
+            n_in,
+            n_out,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            n_layers=self.n_layers,
+            dim_feedforward=self.dim_feedforward,
+            dropout=self.dropout,
+            causal=self.causal,
+            max_len=max(self.window, 16),
+        )
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
+        """Train on the bins with finite targets; validate on the last ``val_fraction``.
+
+        ``groups`` (trial of each bin, -1 outside) makes the validation split by trial:
+        whole trials, the last ones in time, are held out for early stopping.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+        rows = np.isfinite(y).any(1)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        torch.manual_seed(seed)
+        Z = np.log1p(X[rows].astype(np.float64))  # float64 statistics survive a JSON trip
+        self.x_mean_, self.x_std_ = Z.mean(0), Z.std(0)
+        self.x_std_[self.x_std_ == 0] = 1.0
+        self.y_mean_, self.y_std_ = np.nanmean(y, 0), np.nanstd(y, 0)
+        self.y_std_[~(self.y_std_ > 0)] = 1.0
+        val = _validation_bins(rows, groups, self.val_fraction)
+        self.net_ = self._net(X.shape[1], y.shape[1])
+        self.device_ = pick_device(self.device)
+        self.history_ = train_sequence_model(
+            self.net_,
+            self._scale_x(X),
+            (y - self.y_mean_) / self.y_std_,
+            val,
+            window=self.window,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            seed=seed,
+            device=self.device_,
+        )
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _scale_x(self, X: np.ndarray) -> np.ndarray:
+        return ((np.log1p(X.astype(np.float64)) - self.x_mean_) / self.x_std_).astype(np.float32)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        out = predict_sequence(
+            self.net_,
+            self._scale_x(X),
+            window=self.window,
+            causal=self.causal,
+            device=self.device_,
+        )
+        return out * self.y_std_ + self.y_mean_
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (the state_dict) and ``path.json`` (parameters and scaling)."""
+        path = Path(path)
+        torch.save(self.net_.state_dict(), path)
+        meta = {
+            "architecture": self.architecture,
+            "params": self.get_params(),
+            "n_in": int(self.n_features_in_),
+            "n_out": int(self.y_mean_.size),
+            **{k: getattr(self, k).tolist() for k in ("x_mean_", "x_std_", "y_mean_", "y_std_")},
+        }
+        path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SequenceDecoder:
+        """Rebuild a fitted decoder without retraining (``weights_only=True``)."""
+        path = Path(path)
+        meta = json.loads(path.with_suffix(path.suffix + ".json").read_text())
+        est = cls(**meta["params"])
+        for k in ("x_mean_", "x_std_", "y_mean_", "y_std_"):
+            setattr(est, k, np.asarray(meta[k]))
+        est.n_features_in_ = meta["n_in"]
+        est.device_ = pick_device(est.device)
+        est.net_ = est._net(meta["n_in"], meta["n_out"])
+        est.net_.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return est
+
+
+def _validation_bins(rows: np.ndarray, groups: np.ndarray | None, fraction: float) -> np.ndarray:
+    val = np.zeros(rows.size, dtype=bool)
+    if groups is not None and (groups[rows] >= 0).any():
+        ids = np.unique(groups[rows & (groups >= 0)])
+        n_val = max(1, round(fraction * ids.size))
+        val = np.isin(groups, ids[-n_val:]) & rows
+    else:
+        idx = np.flatnonzero(rows)
+        val[idx[int((1 - fraction) * idx.size) :]] = True
+    return val
+
+
+class TransformerDecoder(SequenceDecoder):
+    """Transformer sequence-to-sequence decoder (``networks.TransformerNet``).
+
+    Parameters
+    ----------
+    window : int
+        Bins per training window and per prediction window.
+    causal : bool
+        Each bin sees only itself and earlier bins (masked attention).
+    d_model, n_heads, n_layers, dim_feedforward, dropout : architecture.
+    lr, weight_decay, batch_size, max_epochs, patience : AdamW and early stopping on a
+        validation split of ``val_fraction`` of the training trials.
+    device : ``"auto"`` (CUDA when present, mixed precision there), ``"cpu"``, ``"cuda"``.
+    random_state : int
+        Seeds the weights, the window order and the dropout.
+    """
+
+    architecture = "transformer"
+
+
+class GRUDecoder(SequenceDecoder):
+    """Causal GRU decoder, the recurrent baseline (same facade and training loop)."""
+
+    architecture = "gru"
+
+    def __init__(
+        self,
+        *,
+        window: int = 64,
+        causal: bool = True,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 1,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
+        batch_size: int = 32,
+        max_epochs: int = 60,
+        patience: int = 8,
+        val_fraction: float = 0.15,
+        device: str = "auto",
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            window=window,
+            causal=causal,
+            d_model=d_model,
+            n_heads=n_heads,
+            n_layers=n_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            patience=patience,
+            val_fraction=val_fraction,
+            device=device,
+            random_state=random_state,
+        )

@@ -1,0 +1,313 @@
+"""Cross-validated decoding of one session: session.nc -> decoding.nc.
+
+Every decoder sees identical folds. Folds hold whole trials (or, without trials,
+contiguous blocks); training bins within the history length of a test bin are dropped
+(the gap), and the lag between activity and behaviour is chosen on the training folds
+only. Test targets never reach a model: each fit receives the targets with every
+non-training bin set to NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from sklearn.linear_model import RidgeCV
+
+from neuroseq import schema
+from neuroseq.decoding.baselines import KalmanFilterDecoder, WienerFilter
+from neuroseq.decoding.data import assign_folds, decoding_data, history, lagged, train_mask
+from neuroseq.decoding.estimators import GRUDecoder, TransformerDecoder
+from neuroseq.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "neuroseq.decoding/1"
+DECODERS = ("wiener", "kalman", "gru", "transformer")
+
+
+def make_decoder(name: str, n_history: int, options: Mapping[str, Any], seed: int):
+    """A fresh, unfitted decoder from its config section."""
+    opts = dict(options.get(name) or {})
+    try:
+        if name == "wiener":
+            return WienerFilter(n_history=n_history, **opts)
+        if name == "kalman":
+            return KalmanFilterDecoder(**opts)
+        cls = {"gru": GRUDecoder, "transformer": TransformerDecoder}[name]
+        return cls(random_state=seed, **opts)
+    except TypeError as exc:
+        raise InputError(
+            "config", f"decoding.{name}", "constructor arguments of the decoder", str(exc)
+        ) from exc
+
+
+def choose_lag(X: np.ndarray, y: np.ndarray, lags: Sequence[int]) -> int:
+    """The lag (bins) at which an instantaneous ridge readout scores best by inner CV.
+
+    Only the training targets are given (the rest NaN), so the choice is the training
+    folds' alone.
+    """
+    if len(lags) == 1:
+        return int(lags[0])
+    scores = [WienerFilter(n_history=1).fit(lagged(X, lag), y).inner_r2_.mean() for lag in lags]
+    return int(lags[int(np.argmax(scores))])
+
+
+def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """R2, RMSE and Pearson r per feature over the bins where the target is finite."""
+    out = {k: np.full(y.shape[1], np.nan) for k in ("r2", "rmse", "pearson_r")}
+    for j in range(y.shape[1]):
+        ok = np.isfinite(y[:, j]) & np.isfinite(pred[:, j])
+        if ok.sum() < 2:
+            continue
+        t, p = y[ok, j], pred[ok, j]
+        out["r2"][j] = 1 - np.sum((t - p) ** 2) / np.sum((t - t.mean()) ** 2)
+        out["rmse"][j] = np.sqrt(np.mean((t - p) ** 2))
+        out["pearson_r"][j] = np.corrcoef(t, p)[0, 1]
+    return out
+
+
+def run_decoding(
+    session: xr.Dataset,
+    *,
+    decoders: Sequence[str] = DECODERS,
+    features: Sequence[str] | None = None,
+    n_folds: int = 5,
+    history_s: float = 0.2,
+    lags_s: Sequence[float] = (0.0, 0.05, 0.1, 0.15, 0.2),
+    block_s: float = 30.0,
+    seed: int = 0,
+    source: object = "session",
+    **decoder_options: Any,
+) -> xr.Dataset:
+    """Decode behaviour with every decoder on identical folds; return ``decoding.nc``'s data.
+
+    Parameters
+    ----------
+    session : xarray.Dataset
+        A ``neuroseq.session/1`` Dataset with units and behaviour.
+    decoders : sequence of {"wiener", "kalman", "gru", "transformer"}
+    features : sequence of str, optional
+        Behaviour features to decode (default all).
+    n_folds : int
+    history_s : float
+        History of the Wiener filter and the gap between training and test bins (s).
+    lags_s : sequence of float
+        Candidate lags of behaviour after activity (s), chosen per fold on training data.
+    block_s : float
+        Block length of sessions without trials (s).
+    seed : int
+    **decoder_options
+        Per-decoder constructor arguments, e.g. ``transformer={"d_model": 64}``.
+    """
+    unknown = sorted(set(decoders) - set(DECODERS))
+    if unknown or not decoders:
+        raise InputError(
+            "config", "decoding.decoders", f"names among {list(DECODERS)}", f"{unknown or 'none'}"
+        )
+    data = decoding_data(
+        session,
+        features=list(features or []) or None,
+        n_folds=n_folds,
+        block_s=block_s,
+        source=source,
+    )
+    bin_s = data.bin_size
+    n_history = max(1, round(history_s / bin_s))
+    lags = sorted({round(lag / bin_s) for lag in lags_s})
+    fold = assign_folds(data.group, n_folds, seed, contiguous=data.grouping == "block")
+    scored = np.flatnonzero(fold >= 0)
+    prediction = np.full((len(decoders), scored.size, len(data.features)), np.nan)
+    metrics = {
+        k: np.full((len(decoders), n_folds, len(data.features)), np.nan)
+        for k in ("r2", "rmse", "pearson_r")
+    }
+    fit_seconds = np.zeros((len(decoders), n_folds))
+    curves: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
+    chosen = np.zeros(n_folds)
+    for k in range(n_folds):
+        train = train_mask(fold, k, gap=n_history)
+        test = fold == k
+        y_train = np.where(train[:, None], data.y, np.nan)
+        lag = choose_lag(data.X, y_train, lags)
+        chosen[k] = lag * bin_s
+        X = lagged(data.X, lag)
+        for d, name in enumerate(decoders):
+            est = make_decoder(name, n_history, decoder_options, seed)
+            t0 = time.perf_counter()
+            if name in ("gru", "transformer"):
+                est.fit(X, y_train, groups=np.where(train, data.group, -1))
+                curves[d, k] = (est.history_.train_loss, est.history_.val_loss)
+            else:
+                est.fit(X, y_train)
+            fit_seconds[d, k] = time.perf_counter() - t0
+            pred = est.predict(X)
+            for key, value in regression_scores(data.y[test], pred[test]).items():
+                metrics[key][d, k] = value
+            prediction[d, np.isin(scored, np.flatnonzero(test))] = pred[test]
+            log.info(
+                "fold %d %-12s R2 %s (%.1f s)",
+                k,
+                name,
+                np.round(metrics["r2"][d, k], 3),
+                fit_seconds[d, k],
+            )
+    ds = _dataset(
+        data, decoders, scored, fold, prediction, metrics, fit_seconds, curves, chosen, n_folds
+    )
+    ceiling = ceiling_r2(session, data, fold, n_folds)
+    if ceiling is not None:
+        ds["ceiling_r2"] = (
+            "feature",
+            ceiling,
+            {
+                "units": "1",
+                "long_name": "cross-validated R2 of a ridge readout of the "
+                "simulator's true latents that drive units, at the true lag (same folds)",
+            },
+        )
+    ds.attrs.update(
+        grouping=data.grouping,
+        n_history_bins=n_history,
+        missing_targets=json.dumps(
+            {f: int(np.isnan(data.y[scored, j]).sum()) for j, f in enumerate(data.features)}
+        ),
+    )
+    return ds
+
+
+def _dataset(
+    data, decoders, scored, fold, prediction, metrics, fit_seconds, curves, chosen, n_folds
+) -> xr.Dataset:
+    n_epochs = max((len(c[0]) for c in curves.values()), default=0)
+    losses = {k: np.full((len(decoders), n_folds, n_epochs), np.nan) for k in ("train", "val")}
+    for (d, k), (tr, va) in curves.items():
+        losses["train"][d, k, : len(tr)] = tr
+        losses["val"][d, k, : len(va)] = va
+    units = "behaviour units (see feature_units)"
+    return xr.Dataset(
+        {
+            "r2": (("decoder", "fold", "feature"), metrics["r2"], {"units": "1"}),
+            "rmse": (("decoder", "fold", "feature"), metrics["rmse"], {"units": units}),
+            "pearson_r": (("decoder", "fold", "feature"), metrics["pearson_r"], {"units": "1"}),
+            "prediction": (
+                ("decoder", "time", "feature"),
+                prediction,
+                {"units": units, "long_name": "held-out prediction of each scored bin"},
+            ),
+            "target": (
+                ("time", "feature"),
+                data.y[scored],
+                {
+                    "units": units,
+                    "long_name": "behaviour; NaN where tracking was lost "
+                    "(never trained on nor scored)",
+                },
+            ),
+            "test_fold": (
+                "time",
+                fold[scored],
+                {"units": "1", "long_name": "fold in which the bin was held out"},
+            ),
+            "train_loss": (
+                ("decoder", "fold", "epoch"),
+                losses["train"],
+                {
+                    "units": "1",
+                    "long_name": "masked MSE on standardised targets; NaN for "
+                    "decoders fitted in closed form",
+                },
+            ),
+            "val_loss": (("decoder", "fold", "epoch"), losses["val"], {"units": "1"}),
+            "fit_seconds": (("decoder", "fold"), fit_seconds, {"units": "s"}),
+            "lag_s": (
+                "fold",
+                chosen,
+                {
+                    "units": "s",
+                    "long_name": "lag chosen on training folds (behaviour after activity)",
+                },
+            ),
+        },
+        coords={
+            "decoder": list(decoders),
+            "fold": np.arange(n_folds),
+            "feature": data.features,
+            "time": data.time[scored],
+            "epoch": np.arange(n_epochs),
+        },
+    )
+
+
+def ceiling_r2(session: xr.Dataset, data, fold: np.ndarray, n_folds: int) -> np.ndarray | None:
+    """R2 of the best linear readout of the ground-truth latent (demo sessions only)."""
+    if "true_latent" not in session or "ground_truth" not in session.attrs:
+        return None
+    truth = json.loads(session.attrs["ground_truth"])
+    visible = np.asarray(truth["latent_region_map"]).any(1)  # latents some unit carries
+    z = session.true_latent.values[:, visible]
+    lag = round(truth["lag_s"] / data.bin_size)
+    Z = history(lagged(z, lag), 3)
+    pred = np.full(data.y.shape, np.nan)
+    for k in range(n_folds):
+        train = (fold >= 0) & (fold != k) & np.isfinite(data.y).all(1)
+        model = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(Z[train], data.y[train])
+        pred[fold == k] = model.predict(Z[fold == k])
+    scored = fold >= 0
+    return regression_scores(data.y[scored], pred[scored])["r2"]
+
+
+def summarize_decoding(results: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Mean R2 over folds per session, decoder and feature, stacked along ``session``."""
+    ids = [str(r.attrs.get("session_id", i)) for i, r in enumerate(results)]
+    parts = []
+    for r in results:
+        part = xr.Dataset(
+            {
+                "r2": r.r2.mean("fold"),
+                "r2_sd": r.r2.std("fold"),
+                "fit_seconds": r.fit_seconds.sum("fold"),
+            }
+        )
+        if "ceiling_r2" in r:
+            part["ceiling_r2"] = r.ceiling_r2
+        parts.append(part)
+    ds = xr.concat(
+        parts,
+        dim=xr.DataArray(ids, dims="session", name="session"),
+        join="outer",
+        coords="minimal",
+        compat="override",
+    )
+    for name, units in (("r2", "1"), ("r2_sd", "1"), ("fit_seconds", "s"), ("ceiling_r2", "1")):
+        if name in ds:
+            ds[name].attrs["units"] = units
+    ds["mean_r2"] = ds.r2.mean("feature")
+    ds["mean_r2"].attrs["units"] = "1"
+    return ds
+
+
+@schema.register(SCHEMA)
+def _validate(ds: xr.Dataset) -> None:
+    for name, dims in [
+        ("r2", ("decoder", "fold", "feature")),
+        ("rmse", ("decoder", "fold", "feature")),
+        ("prediction", ("decoder", "time", "feature")),
+        ("target", ("time", "feature")),
+        ("test_fold", ("time",)),
+        ("fit_seconds", ("decoder", "fold")),
+    ]:
+        schema.require(ds, SCHEMA, name, dims, "iuf")
+    if not np.isfinite(ds.r2).any("feature").all():
+        raise schema.SchemaError(f"{SCHEMA}: a decoder has no finite R2 in some fold")
+
+
+@schema.register("neuroseq.summary.decoding/1")
+def _validate_summary(ds: xr.Dataset) -> None:
+    schema.require(ds, "neuroseq.summary.decoding/1", "r2", ("session", "decoder", "feature"), "f")

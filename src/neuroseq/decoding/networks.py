@@ -1,0 +1,109 @@
+"""torch architectures, registered by name: sequences of counts in, sequences of behaviour out.
+
+Every network maps ``(batch, time, units)`` to ``(batch, time, features)``. Nothing here
+trains or scales data (see :mod:`neuroseq.decoding.training` and
+:mod:`neuroseq.decoding.estimators`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return deco
+
+
+def sinusoidal_encoding(length: int, d_model: int) -> torch.Tensor:
+    """The fixed positional encoding of Vaswani et al. (2017): (length, d_model)."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    rate = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
+    )
+    enc = torch.zeros(length, d_model)
+    enc[:, 0::2] = torch.sin(position * rate)
+    enc[:, 1::2] = torch.cos(position * rate[: d_model // 2])
+    return enc
+
+
+@register("transformer")
+class TransformerNet(nn.Module):
+    """Transformer encoder over time bins (``torch.nn.TransformerEncoder``).
+
+    Units are projected to ``d_model``, a sinusoidal position code is added, and
+    ``n_layers`` pre-norm self-attention layers follow; with ``causal`` each bin attends
+    only to itself and earlier bins (a real-time decoder). In the spirit of the Neural
+    Data Transformers (Ye & Pandarinath 2021), read out per bin into behaviour.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        causal: bool = True,
+        max_len: int = 2048,
+    ) -> None:
+        super().__init__()
+        self.causal = causal
+        self.inp = nn.Linear(n_in, d_model)
+        self.register_buffer("position", sinusoidal_encoding(max_len, d_model), persistent=False)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, dim_feedforward, dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, n_out))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.shape[1]
+        h = self.drop(self.inp(x) + self.position[:steps])
+        mask = (
+            nn.Transformer.generate_square_subsequent_mask(steps, device=x.device, dtype=h.dtype)
+            if self.causal
+            else None
+        )
+        return self.out(self.encoder(h, mask=mask, is_causal=self.causal))
+
+
+@register("gru")
+class GRUNet(nn.Module):
+    """A causal GRU (Cho et al. 2014) read out per bin."""
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        d_model: int = 64,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        causal: bool = True,
+        **_: object,
+    ) -> None:
+        super().__init__()
+        if not causal:
+            raise ValueError("GRUNet is causal only")
+        self.gru = nn.GRU(
+            n_in, d_model, n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0
+        )
+        self.out = nn.Linear(d_model, n_out)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(self.gru(x)[0]))
