@@ -54,6 +54,17 @@ def test_summary_matches_the_sessions(sessions, tmp_path):
     assert per_condition.values.tolist() == summary.n_trials.values.tolist()
     assert int(summary.trials_per_condition.sel(session="quickpsy", condition="cond1")) == 640
     assert int(summary.n_units_per_region.sel(session="mtl").sum()) == 35
+    assert summary.has_neural.values.tolist() == [1, 1, 0]
+    assert int(summary.trials_per_condition.sel(session="ca1", condition="all")) == 48
+    assert float(summary.duration_s.sel(session="quickpsy")) == 0.0  # no trial times
+    mtl = read_dataset(sessions["mtl"])
+    amygdala = mtl.spike_counts.sel(unit=mtl.unit_region == "amygdala_right")
+    expected = float(amygdala.sum()) / (amygdala.sizes["unit"] * mtl.sizes["time"] * 0.05)
+    rate = float(summary.firing_rate.sel(session="mtl", group="amygdala_right"))
+    assert rate == pytest.approx(expected)
+    assert np.isnan(summary.behavior_missing_fraction.sel(session="quickpsy"))
+    for name, var in summary.data_vars.items():
+        assert var.attrs["units"] in ("1", "count", "s", "Hz"), name
 
 
 def test_duplicate_session_ids_are_an_error(sessions):

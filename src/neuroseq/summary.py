@@ -15,10 +15,23 @@ from neuroseq.io.output import read_dataset
 def describe_session(ds: xr.Dataset) -> xr.Dataset:
     """One session's summary (no ``session`` dim yet).
 
-    ``duration_s`` is the binned time span for sessions with a time axis, and the span
-    from the first trial start to the last trial stop for trial-only sessions (0 when
-    trials carry no times). ``firing_rate`` is the mean over the region's units of each
-    unit's spikes / duration.
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A session Dataset (schema ``neuroseq.session/1``).
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables of :func:`summarize_sessions` for this session alone.
+
+    Notes
+    -----
+    ``duration_s`` is the binned time span (``n_bins * bin_size_s``) for sessions with a
+    time axis, and the span from the first trial start to the last trial stop for
+    trial-only sessions (0 when trials carry no times); ``has_neural`` says which.
+    ``firing_rate`` is the mean over the region's units of each unit's spikes / duration.
+    A session without a ``condition`` variable counts all its trials under ``"all"``.
     """
     has_time = "time" in ds.dims
     if has_time:
@@ -32,6 +45,7 @@ def describe_session(ds: xr.Dataset) -> xr.Dataset:
         "n_trials": ((), n_trials, {"units": "count"}),
         "n_units": ((), ds.sizes.get("unit", 0), {"units": "count"}),
         "duration_s": ((), duration, {"units": "s"}),
+        "has_neural": ((), np.int8(has_time), {"units": "1"}),
         "n_no_response": (
             (),
             int((ds.choice < 0).sum()) if "choice" in ds else 0,
@@ -72,6 +86,29 @@ def describe_session(ds: xr.Dataset) -> xr.Dataset:
 def summarize_sessions(paths: Sequence[str | Path]) -> xr.Dataset:
     """Summaries of several ``session.nc`` files along ``session``.
 
+    Parameters
+    ----------
+    paths : sequence of str or pathlib.Path
+        ``session.nc`` files (schema ``neuroseq.session/1``), one per session.
+
+    Returns
+    -------
+    xarray.Dataset
+        Along ``session`` (coord: each file's ``attrs["session_id"]``): ``n_trials``,
+        ``n_units``, ``n_no_response`` (count), ``duration_s`` (s), ``has_neural`` (1 when
+        the session has a time axis, so ``duration_s`` is the binned span; 0 when it is
+        the trial span, or 0 without trial times), ``trials_per_condition`` (session,
+        condition), ``firing_rate`` (session, group; Hz), ``n_units_per_region``
+        (session, group) and, when any session has behaviour,
+        ``behavior_missing_fraction`` (NaN for sessions without behaviour).
+
+    Raises
+    ------
+    InputError
+        When two files carry the same session id, or a file is not a session file.
+
+    Notes
+    -----
     Regions or conditions absent from a session get 0 trials and 0 units there, and a
     NaN firing rate (no units: no rate), as each variable's ``long_name`` says.
     """
@@ -95,9 +132,21 @@ def summarize_sessions(paths: Sequence[str | Path]) -> xr.Dataset:
         coords="minimal",
         compat="override",
     )
+    ds["has_neural"] = ds["has_neural"].astype(np.int8)
+    ds["has_neural"].attrs.update(
+        units="1",
+        long_name="1: session has binned neural/behaviour time axis; duration_s is its span",
+    )
+    ds["duration_s"].attrs["long_name"] = (
+        "binned time span where has_neural, else first trial start to last trial stop "
+        "(0 without trial times)"
+    )
     for name in ("trials_per_condition", "n_units_per_region"):
         ds[name] = ds[name].fillna(0).astype(np.int64)
         ds[name].attrs.update(units="count", long_name="0 where the session has none")
+    ds["trials_per_condition"].attrs["long_name"] += (
+        '; trials of sessions without a condition variable count under "all"'
+    )
     ds["firing_rate"].attrs.update(
         units="Hz",
         long_name="mean unit rate per region; NaN where the session has no unit in the region",
