@@ -56,9 +56,10 @@ come in blocks of 60-100 trials cycling through ``(r_L, r_R)`` = (2, 2), (2, 3),
   ``p_attend ~ U(0.75, 0.95)`` per condition, ``p_bias ~ U(0.3, 0.7)`` shared, so
   ``gamma = p_bias (1 - p_attend)``, ``lambda = (1 - p_bias)(1 - p_attend)``;
 - ``exploration``: ``E_x[1 / (1 + exp(-beta (Q_R - Q_L)))]`` with ``x ~ N(s, sigma^2)``,
-  ``Q_R = Phi(x / sigma) r_R``, ``Q_L = (1 - Phi(x / sigma)) r_L``, ``beta ~ U(2, 4)`` per uL
+  ``Q_R = Phi(x / sigma) r_R``, ``Q_L = (1 - Phi(x / sigma)) r_L``, ``beta ~ U(0.8, 1.4)`` per uL
   shared; ``x`` is integrated out by Gauss-Hermite quadrature. Asymptotically
-  ``gamma = 1 / (1 + exp(beta r_L))``, ``lambda = 1 / (1 + exp(beta r_R))`` (reported at the
+  ``gamma = 1 / (1 + exp(beta r_L))``, ``lambda = 1 / (1 + exp(beta r_R))``, about
+  0.06-0.17 at 2 uL, so the lapses are visible and fall on the poorer side (reported at the
   baseline rewards 2, 2 uL);
 - ``fixed_error``: ``epsilon + (1 - 2 epsilon) Phi((s - mu) / sigma)``,
   ``epsilon ~ U(0.03, 0.12)`` shared, ``gamma = lambda = epsilon``.
@@ -246,9 +247,9 @@ def _latents(rng: np.random.Generator, n_steps: int, n_latents: int) -> np.ndarr
     z0 = rng.standard_normal(n_latents)  # z(-dt) from the stationary law
     z = np.empty_like(noise)
     for k in range(n_latents):  # one linear filter per latent; the recursion is in lfilter
-        z[:, k] = lfilter([np.sqrt(1.0 - a[k] ** 2)], [1.0, -a[k]], noise[:, k], zi=[a[k] * z0[k]])[
-            0
-        ]
+        z[:, k] = lfilter(
+            [np.sqrt(1.0 - a[k] ** 2)], [1.0, -a[k]], noise[:, k], zi=[a[k] * z0[k]]
+        )[0]
     return z
 
 
@@ -345,11 +346,11 @@ def _trials(rng: np.random.Generator, duration_s: float, model: str) -> tuple[di
         "lambda": rng.uniform(0.02, 0.15, n_cond),
         "p_attend": rng.uniform(0.75, 0.95, n_cond),
         "p_bias": np.full(n_cond, rng.uniform(0.3, 0.7)),
-        "beta": np.full(n_cond, rng.uniform(2.0, 4.0)),
+        "beta": np.full(n_cond, rng.uniform(0.8, 1.4)),
         "epsilon": np.full(n_cond, rng.uniform(0.03, 0.12)),
     }
     theta = {k: v[cond] for k, v in draws.items()}  # per trial
-    p_right = p_right_of(model, theta, stimulus, reward_left, reward_right)
+    p_right = _p_right(model, theta, stimulus, reward_left, reward_right)
     choice = (rng.random(n) < p_right).astype(np.int64)
     choice[rng.choice(n, round(NO_RESPONSE_FRACTION * n), replace=False)] = -1
 
@@ -372,7 +373,7 @@ def _trials(rng: np.random.Generator, duration_s: float, model: str) -> tuple[di
     return trials, params
 
 
-def p_right_of(
+def _p_right(
     model: str,
     theta: dict[str, np.ndarray | float],
     stimulus: np.ndarray,
@@ -492,9 +493,7 @@ def _nwbfile(index, seed, units, behavior, trials, truth, latent) -> pynwb.NWBFi
             *_TRIAL_COLUMNS.items(),
         ]
     ]
-    nwb.trials = TimeIntervals(
-        name="trials", description="simulated 2AFC trials", columns=columns
-    )
+    nwb.trials = TimeIntervals(name="trials", description="simulated 2AFC trials", columns=columns)
 
     module = nwb.create_processing_module("behavior", "simulated behaviour")
     wheel = pynwb.TimeSeries(
@@ -535,7 +534,7 @@ def _nwbfile(index, seed, units, behavior, trials, truth, latent) -> pynwb.NWBFi
 
 def _write(nwb: pynwb.NWBFile, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nwb", dir=path.parent)
     os.close(fd)
     try:
         with pynwb.NWBHDF5IO(tmp, "w") as io:
