@@ -9,6 +9,7 @@ what was found, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -144,18 +145,20 @@ def _summary_figures(args: argparse.Namespace) -> None:
         log.info("wrote %s", path)
 
 
-def _psychometric_figures(args: argparse.Namespace) -> None:
-    from neuroseq.report.psychometric import psychometric_figures, psychometric_summary_figure
+#: `neuroseq <analysis>-figures`: the report module, and its per-session and summary makers.
+ANALYSIS_FIGURES = {
+    "psychometric": (
+        "neuroseq.report.psychometric",
+        "psychometric_figures",
+        "psychometric_summary_figure",
+    ),
+    "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
+}
 
-    make = psychometric_summary_figure if args.summary else psychometric_figures
-    for path in make(args.input, args.output):
-        log.info("wrote %s", path)
 
-
-def _decoding_figures(args: argparse.Namespace) -> None:
-    from neuroseq.report.decoding import decoding_figures, decoding_summary_figure
-
-    make = decoding_summary_figure if args.summary else decoding_figures
+def _analysis_figures(args: argparse.Namespace) -> None:
+    module, per_session, summary = ANALYSIS_FIGURES[args.analysis]
+    make = getattr(importlib.import_module(module), summary if args.summary else per_session)
     for path in make(args.input, args.output):
         log.info("wrote %s", path)
 
@@ -193,23 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="decoding.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
-    p = step(
-        "decoding-figures",
-        _decoding_figures,
-        "report figures of decoding.nc (or, with --summary, of its summary across sessions)",
-    )
-    p.add_argument("input", type=Path, help="decoding.nc or summary/decoding.nc")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
-    p.add_argument("--summary", action="store_true", help="the input is the summary")
-
-    p = step(
-        "psychometric-figures",
-        _psychometric_figures,
-        "report figures of psychometric.nc (or, with --summary, of its summary across sessions)",
-    )
-    p.add_argument("input", type=Path, help="psychometric.nc or summary/psychometric.nc")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
-    p.add_argument("--summary", action="store_true", help="the input is the summary")
+    for analysis in ANALYSIS_FIGURES:
+        p = step(
+            f"{analysis}-figures",
+            _analysis_figures,
+            f"report figures of {analysis}.nc "
+            "(or, with --summary, of its summary across sessions)",
+        )
+        p.add_argument("input", type=Path, help=f"{analysis}.nc or summary/{analysis}.nc")
+        p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+        p.add_argument("--summary", action="store_true", help="the input is the summary")
+        p.set_defaults(analysis=analysis)
 
     p = step(
         "summarize",

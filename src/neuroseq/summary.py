@@ -83,6 +83,30 @@ def describe_session(ds: xr.Dataset) -> xr.Dataset:
     return xr.Dataset(out, coords=coords)
 
 
+def stack_sessions(
+    parts: Sequence[xr.Dataset], ids: Sequence[str], source: object = "inputs"
+) -> xr.Dataset:
+    """Concatenate per-session Datasets along a new ``session`` dim (outer join).
+
+    Raises
+    ------
+    InputError
+        When two parts carry the same session id.
+    """
+    dupes = sorted({i for i in ids if list(ids).count(i) > 1})
+    if dupes:
+        raise InputError(
+            source, "attrs session_id", "one file per session", f"repeated ids {dupes}"
+        )
+    return xr.concat(
+        list(parts),
+        dim=xr.DataArray(list(ids), dims="session", name="session"),
+        join="outer",
+        coords="minimal",
+        compat="override",
+    )
+
+
 def summarize_sessions(paths: Sequence[str | Path]) -> xr.Dataset:
     """Summaries of several ``session.nc`` files along ``session``.
 
@@ -117,30 +141,7 @@ def summarize_sessions(paths: Sequence[str | Path]) -> xr.Dataset:
         ds = read_dataset(path, schema="neuroseq.session/1")
         ids.append(str(ds.attrs["session_id"]))
         parts.append(describe_session(ds))
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise InputError(
-            ", ".join(map(str, paths)),
-            "attrs session_id",
-            "one file per session",
-            f"repeated ids {dupes}",
-        )
-    ds = xr.concat(
-        parts,
-        dim=xr.DataArray(ids, dims="session", name="session"),
-        join="outer",
-        coords="minimal",
-        compat="override",
-    )
-    ds["has_neural"] = ds["has_neural"].astype(np.int8)
-    ds["has_neural"].attrs.update(
-        units="1",
-        long_name="1: session has binned neural/behaviour time axis; duration_s is its span",
-    )
-    ds["duration_s"].attrs["long_name"] = (
-        "binned time span where has_neural, else first trial start to last trial stop "
-        "(0 without trial times)"
-    )
+    ds = stack_sessions(parts, ids, source=", ".join(map(str, paths)))
     for name in ("trials_per_condition", "n_units_per_region"):
         ds[name] = ds[name].fillna(0).astype(np.int64)
         ds[name].attrs.update(units="count", long_name="0 where the session has none")

@@ -24,6 +24,7 @@ from neuroseq.decoding.baselines import KalmanFilterDecoder, WienerFilter
 from neuroseq.decoding.data import assign_folds, decoding_data, history, lagged, train_mask
 from neuroseq.decoding.estimators import GRUDecoder, TransformerDecoder
 from neuroseq.errors import InputError
+from neuroseq.summary import stack_sessions
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +279,7 @@ def summarize_decoding(results: Sequence[xr.Dataset]) -> xr.Dataset:
         if "ceiling_r2" in r:
             part["ceiling_r2"] = r.ceiling_r2
         parts.append(part)
-    ds = xr.concat(
-        parts,
-        dim=xr.DataArray(ids, dims="session", name="session"),
-        join="outer",
-        coords="minimal",
-        compat="override",
-    )
+    ds = stack_sessions(parts, ids, source="decoding results")
     for name, units in (("r2", "1"), ("r2_sd", "1"), ("fit_seconds", "s"), ("ceiling_r2", "1")):
         if name in ds:
             ds[name].attrs["units"] = units

@@ -14,6 +14,7 @@ from neuroseq import schema
 from neuroseq.errors import InputError
 from neuroseq.psychometric.estimator import LapseModel, check_trials
 from neuroseq.psychometric.models import MODELS, PARAMS
+from neuroseq.summary import stack_sessions
 
 log = logging.getLogger(__name__)
 
@@ -353,16 +354,8 @@ def summarize_psychometric(results: Sequence[xr.Dataset]) -> xr.Dataset:
     the lowest AIC in each session; ``winner_count`` (model) how many sessions it won.
     """
     ids = [str(r.attrs.get("session_id", i)) for i, r in enumerate(results)]
-    if len(set(ids)) != len(ids):
-        raise InputError("psychometric results", "attrs session_id", "distinct sessions", f"{ids}")
     parts = [r[list(_SUMMARY_VARS)].drop_attrs(deep=False) for r in results]
-    ds = xr.concat(
-        parts,
-        dim=xr.DataArray(ids, dims="session", name="session"),
-        join="outer",
-        coords="minimal",
-        compat="override",
-    )
+    ds = stack_sessions(parts, ids, source="psychometric results")
     winners = [str(ds.model.values[int(np.nanargmin(a))]) for a in ds.aic.values]
     ds["winner"] = ("session", np.array(winners, dtype=str))
     ds["winner_count"] = (
