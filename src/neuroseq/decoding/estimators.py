@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from neuroseq.decoding.networks import ARCHITECTURES
@@ -43,6 +45,9 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         val_fraction: float = 0.15,
         device: str = "auto",
         random_state: int | None = 0,
+        smooth_bins: float = 0.0,
+        burn_in: int = 0,
+        train_stride: int | None = None,
     ) -> None:
         self.window = window
         self.causal = causal
@@ -59,6 +64,9 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         self.val_fraction = val_fraction
         self.device = device
         self.random_state = random_state
+        self.smooth_bins = smooth_bins
+        self.burn_in = burn_in
+        self.train_stride = train_stride
 
     def _net(self, n_in: int, n_out: int) -> torch.nn.Module:
         return ARCHITECTURES[self.architecture](
@@ -84,7 +92,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         rows = np.isfinite(y).any(1)
         seed = 0 if self.random_state is None else int(self.random_state)
         torch.manual_seed(seed)
-        Z = np.log1p(X[rows].astype(np.float64))  # float64 statistics survive a JSON trip
+        Z = np.log1p(self._smooth(X)[rows].astype(np.float64))  # float64 survives JSON
         self.x_mean_, self.x_std_ = Z.mean(0), Z.std(0)
         self.x_std_[self.x_std_ == 0] = 1.0
         self.y_mean_, self.y_std_ = np.nanmean(y, 0), np.nanstd(y, 0)
@@ -103,14 +111,20 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             max_epochs=self.max_epochs,
             patience=self.patience,
+            burn_in=self.burn_in if self.causal else 0,
+            stride=self.train_stride,
             seed=seed,
             device=self.device_,
         )
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _smooth(self, X: np.ndarray) -> np.ndarray:
+        return smooth_counts(X, self.smooth_bins, causal=self.causal)
+
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
-        return ((np.log1p(X.astype(np.float64)) - self.x_mean_) / self.x_std_).astype(np.float32)
+        Z = np.log1p(self._smooth(X).astype(np.float64))
+        return ((Z - self.x_mean_) / self.x_std_).astype(np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -123,8 +137,12 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         )
         return out * self.y_std_ + self.y_mean_
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``path`` (the state_dict) and ``path.json`` (parameters and scaling)."""
+    def save(self, path: str | Path, *, context: dict | None = None) -> Path:
+        """Write ``path`` (the state_dict) and ``path.json`` (parameters and scaling).
+
+        ``context`` (JSON-serialisable) is stored alongside, e.g. which fold and lag the
+        weights belong to; :meth:`load` ignores it.
+        """
         path = Path(path)
         torch.save(self.net_.state_dict(), path)
         meta = {
@@ -133,6 +151,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             "n_in": int(self.n_features_in_),
             "n_out": int(self.y_mean_.size),
             **{k: getattr(self, k).tolist() for k in ("x_mean_", "x_std_", "y_mean_", "y_std_")},
+            "context": context or {},
         }
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta))
         return path
@@ -150,6 +169,18 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         est.net_ = est._net(meta["n_in"], meta["n_out"])
         est.net_.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return est
+
+
+def smooth_counts(X: np.ndarray, sigma: float, *, causal: bool) -> np.ndarray:
+    """Gaussian smoothing of counts over time (bins); causal: the past half only."""
+    if sigma <= 0:
+        return X
+    X = np.asarray(X, dtype=np.float32)
+    if not causal:
+        return gaussian_filter1d(X, sigma, axis=0, mode="constant", truncate=3.0)
+    lags = np.arange(int(np.ceil(3 * sigma)) + 1)
+    kernel = np.exp(-0.5 * (lags / sigma) ** 2)
+    return lfilter(kernel / kernel.sum(), [1.0], X, axis=0).astype(np.float32)
 
 
 def _validation_bins(rows: np.ndarray, groups: np.ndarray | None, fraction: float) -> np.ndarray:
