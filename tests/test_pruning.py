@@ -192,3 +192,16 @@ def test_a_fixed_seed_gives_the_same_search():
     for name in ("score", "early_stop_iteration", "steps", "counts"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert not np.array_equal(a.score, c.score)
+
+
+def test_global_ranking_and_late_rewinding_on_the_transformer():
+    task = sequence_task()
+    sizes = [p.mask().numel() for p in M.prunable_weights(task.build(0))]
+    curve = find_tickets(
+        task, n_rounds=2, rate=0.4, output_rate=0.1, scope="global", rewind_step=5, seed=0
+    )
+    assert curve.counts.sum(1).tolist() == M.schedule(sizes, 2, 0.4, 0.1, "global").tolist()
+    # One ranking over all tensors: layers end up pruned at different rates.
+    per_tensor = curve.counts[-1] / curve.counts[0]
+    assert per_tensor.max() - per_tensor.min() > 0.05
+    assert np.isfinite(curve.score).all()

@@ -150,7 +150,7 @@ def prune_random(net: nn.Module, targets: Mapping[str, int], rng: np.random.Gene
         new = mask.copy()
         new[rng.choice(alive, drop, replace=False)] = 0
         prune.custom_from_mask(
-            p.module, p.name, torch.as_tensor(new.reshape(p.mask().shape), device=mask_device(p))
+            p.module, p.name, torch.as_tensor(new.reshape(p.mask().shape), device=_mask_device(p))
         )
     enable_masks(net)
 
@@ -158,11 +158,11 @@ def prune_random(net: nn.Module, targets: Mapping[str, int], rng: np.random.Gene
 def apply_masks(net: nn.Module, given: Mapping[str, torch.Tensor]) -> None:
     """Prune ``net`` with the masks of another network of the same architecture."""
     for p in prunable_weights(net):
-        prune.custom_from_mask(p.module, p.name, given[p.qualname].to(mask_device(p)))
+        prune.custom_from_mask(p.module, p.name, given[p.qualname].to(_mask_device(p)))
     enable_masks(net)
 
 
-def mask_device(p: Prunable) -> torch.device:
+def _mask_device(p: Prunable) -> torch.device:
     return p.original().device
 
 
