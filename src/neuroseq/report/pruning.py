@@ -58,8 +58,10 @@ def _tickets(ds: xr.Dataset) -> plt.Figure:
                 )
             _percent_axis(ax, remaining)
         if "steps_trained" in ds:  # where early stopping meets it, the epoch limit cut training
-            trained = ds.steps_trained.sel(decoder=name).mean(("init", "seed", "fold"))
-            axes[1, c].plot(x, trained, color="0.4", lw=1, ls="--", label="steps trained")
+            for init in ds.init.values:
+                trained = ds.steps_trained.sel(decoder=name, init=init).mean(("seed", "fold"))
+                axes[1, c].plot(x, trained, color=STYLE[str(init)]["color"], lw=0.9, ls="--")
+            axes[1, c].plot([], [], color="0.4", lw=0.9, ls="--", label="steps trained (dashed)")
             axes[1, c].legend(fontsize=7, frameon=False)
         dense = float(ds.score.sel(decoder=name, sparsity=0).mean())
         axes[0, c].axhline(dense, color="0.5", lw=0.8, ls=":")
