@@ -27,6 +27,7 @@ include: "workflow/rules/psychometric.smk"
 include: "workflow/rules/decoding.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/pruning.smk"
 
 
 rule all:

@@ -116,6 +116,11 @@ def _summarize(args: argparse.Namespace) -> None:
 
         ds = summarize_decoding([read_dataset(p, schema=kind) for p in args.inputs])
         schema = "neuroseq.summary.decoding/1"
+    elif kind == "neuroseq.pruning/1":
+        from neuroseq.pruning.analysis import SUMMARY_SCHEMA, summarize_pruning
+
+        ds = summarize_pruning([read_dataset(p, schema=kind) for p in args.inputs])
+        schema = SUMMARY_SCHEMA
     else:
         raise InputError(
             args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
@@ -153,6 +158,7 @@ ANALYSIS_FIGURES = {
         "psychometric_summary_figure",
     ),
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
+    "pruning": ("neuroseq.report.pruning", "pruning_figures", "pruning_summary_figure"),
 }
 
 
@@ -161,6 +167,31 @@ def _analysis_figures(args: argparse.Namespace) -> None:
     make = getattr(importlib.import_module(module), summary if args.summary else per_session)
     for path in make(args.input, args.output):
         log.info("wrote %s", path)
+
+
+def _prune(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.pruning.analysis import SCHEMA, run_pruning
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["pruning"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_pruning(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    sparsest = ds.score.isel(sparsity=-1).mean("seed").round(3).to_series().to_dict()
+    log.info("wrote %s (R2 at the sparsest round: %s)", args.output, sparsest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("summary-figures", _summary_figures, "report figures of the sessions summary")
     p.add_argument("input", type=Path, help="summary/sessions.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+
+    p = step("prune", _prune, "lottery tickets of the decoders by iterative pruning -> pruning.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="pruning.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,7 @@ def train_sequence_model(
     patience: int = 8,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    on_step: Callable[[nn.Module, int], None] | None = None,
 ) -> History:
     """Fit ``net`` by masked MSE on windows of the recording; keep the best validated state.
 
@@ -62,6 +64,9 @@ def train_sequence_model(
         Scaled targets; NaN where unknown or held out (no loss there).
     val : ndarray of bool (n_bins,)
         Bins whose targets form the validation loss (taken out of the training loss).
+    on_step : callable, optional
+        Called as ``on_step(net, epoch)`` after every optimiser step (pruning uses it to
+        count steps, keep the weights of step k and check its masks).
     """
     device = torch.device(device) if isinstance(device, str) else device
     generator = torch.Generator().manual_seed(seed)
@@ -106,6 +111,8 @@ def train_sequence_model(
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             scaler.step(optimiser)
             scaler.update()
+            if on_step is not None:
+                on_step(net, epoch)
             total += float(loss.detach()) * len(xb)
             count += len(xb)
         hist.train_loss.append(total / max(count, 1))
