@@ -97,6 +97,35 @@ def _decode(args: argparse.Namespace) -> None:
     log.info("wrote %s (mean R2: %s)", args.output, best)
 
 
+def _uae(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.latent.uae_analysis import SCHEMA, run_uae
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["uae"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    transfer = None
+    if args.transfer_source is not None:
+        transfer = read_dataset(args.transfer_source, schema="neuroseq.session/1")
+    run_options = {k: v for k, v in options.items() if k != "transfer_from"}
+    with threadpool_limits(args.threads):
+        ds = run_uae(session, source=args.input, transfer_source=transfer, **run_options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params={**options, "transfer_source_file": str(args.transfer_source or "")},
+        seed=options["seed"],
+    )
+    errors = ds.recon_error.mean("fold").round(3).to_pandas().to_dict(orient="index")
+    log.info("wrote %s (mean recon_error per method and m: %s)", args.output, errors)
+
+
 def _summarize(args: argparse.Namespace) -> None:
     """Summaries across sessions; what is summarized follows the inputs' schema."""
     from neuroseq.io.output import read_dataset, write_dataset
@@ -116,6 +145,11 @@ def _summarize(args: argparse.Namespace) -> None:
 
         ds = summarize_decoding([read_dataset(p, schema=kind) for p in args.inputs])
         schema = "neuroseq.summary.decoding/1"
+    elif kind == "neuroseq.uae/1":
+        from neuroseq.latent.uae_analysis import SUMMARY_SCHEMA, summarize_uae
+
+        ds = summarize_uae([read_dataset(p, schema=kind) for p in args.inputs])
+        schema = SUMMARY_SCHEMA
     else:
         raise InputError(
             args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
@@ -153,6 +187,7 @@ ANALYSIS_FIGURES = {
         "psychometric_summary_figure",
     ),
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
+    "uae": ("neuroseq.report.uae", "uae_figures", "uae_summary_figure"),
 }
 
 
@@ -194,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("decode", _decode, "decoders of behaviour from activity -> decoding.nc")
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="decoding.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("uae", _uae, "compressed sensing of population vectors (UAE, LASSO, PCA) -> uae.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="uae.nc to write")
+    p.add_argument(
+        "--transfer-source",
+        type=Path,
+        help="session.nc of another session: its learnt encoder is applied here and only "
+        "the decoder is re-learnt (method uae_transfer)",
+    )
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
     for analysis in ANALYSIS_FIGURES:

@@ -15,6 +15,7 @@ DEMO_FILES = [
 ]
 # What each analysis needs a session to hold (see neuroseq.io.session_contents).
 NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}}
+NEEDS["uae"] = {"units"}
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
 TORCH_GPUS = 1 if config["gpus"] else 0
 
@@ -68,6 +69,10 @@ def decoding_results(wildcards):
     return [f"{RESULTS}/decoding/{s}.nc" for s in sessions_for("decoding")]
 
 
+def uae_results(wildcards):
+    return [f"{RESULTS}/uae/{s}.nc" for s in sessions_for("uae")]
+
+
 def analysis_figures(analysis, names):
     """One session's figures of an analysis, for the sessions it runs on."""
     return [
@@ -102,6 +107,12 @@ def analysis_outputs(wildcards):
             f"{RESULTS}/summary/decoding.nc",
             f"{RESULTS}/figures/summary/decoding.png",
             *analysis_figures("decoding", ("traces", "r2", "learning")),
+        ]
+    if sessions_for("uae"):
+        outputs += [
+            f"{RESULTS}/summary/uae.nc",
+            f"{RESULTS}/figures/summary/uae.png",
+            *analysis_figures("uae", ("error",)),
         ]
     return outputs
 
