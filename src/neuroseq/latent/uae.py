@@ -54,6 +54,18 @@ def gaussian_matrix(m: int, n: int, seed: int | None) -> np.ndarray:
     return W / np.linalg.norm(W, axis=1, keepdims=True)
 
 
+def linear_decoder(Xc: np.ndarray, W: np.ndarray, noise_std: float) -> np.ndarray:
+    """The best linear decoder ``A`` (n x m) of centred ``x`` from ``y = W x + noise``.
+
+    ``A = C W^T (W C W^T + sigma^2 I)^-1`` with ``C`` the covariance of the rows of ``Xc``
+    (the linear minimum mean squared error estimate; a small ridge keeps it defined when
+    ``W C W^T`` is singular).
+    """
+    C = Xc.T @ Xc / max(len(Xc) - 1, 1)
+    G = W @ C @ W.T + (noise_std**2 + 1e-9 * np.trace(C) / len(C)) * np.eye(len(W))
+    return np.linalg.solve(G, W @ C).T
+
+
 def reconstruction_errors(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
     """The l2 error of every signal, ``||x - x_hat||_2``."""
     return np.linalg.norm(np.asarray(X) - np.asarray(X_hat), axis=1)
@@ -104,6 +116,9 @@ class UncertaintyAutoencoder(_Recovery):
         Widths of the decoder MLP (a linear path runs beside it).
     lr, weight_decay, batch_size, max_epochs, patience : Adam and early stopping on the
         last ``val_fraction`` of the rows of ``X``.
+    init : {"pca", "random"}
+        Starting point of a learnt encoder: the top principal directions of the training
+        rows, or the random Gaussian matrix.
     device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     random_state : int
         Seeds the initial (or random) ``W``, the decoder's weights, the batches and the
@@ -128,7 +143,13 @@ class UncertaintyAutoencoder(_Recovery):
     error of recovering ``x`` from noisy measurements. Rows of ``W`` have unit norm
     (see :class:`~neuroseq.latent.uae_networks.UAENet`). Signals are centred on the
     training mean before measuring; since ``W mean_`` is known, this changes nothing
-    about what the measurements carry.
+    about what the measurements carry. Training starts from a linear solution: the
+    decoder's linear path is the best linear decoder of the initial ``W``
+    (:func:`linear_decoder`) and its MLP is silent, so with ``init="pca"`` the network
+    starts as PCA (with Wiener shrinkage for the noise). With a Gaussian signal and a
+    linear decoder, the principal directions maximise the UAE objective, so PCA is the
+    linear special case the UAE generalises; early stopping keeps the initial state
+    when no epoch improves on it in validation.
     """
 
     def __init__(
@@ -144,6 +165,7 @@ class UncertaintyAutoencoder(_Recovery):
         max_epochs: int = 200,
         patience: int = 15,
         val_fraction: float = 0.15,
+        init: str = "pca",
         device: str = "auto",
         random_state: int | None = 0,
     ) -> None:
@@ -157,6 +179,7 @@ class UncertaintyAutoencoder(_Recovery):
         self.max_epochs = max_epochs
         self.patience = patience
         self.val_fraction = val_fraction
+        self.init = init
         self.device = device
         self.random_state = random_state
 
@@ -167,22 +190,6 @@ class UncertaintyAutoencoder(_Recovery):
         sigma = _check_noise(self.noise_std, source)
         m, n = self.n_measurements, X.shape[1]
         seed = 0 if self.random_state is None else int(self.random_state)
-        if isinstance(self.encoder, str):
-            if self.encoder not in ENCODERS:
-                raise InputError(
-                    source, "encoder", f"one of {ENCODERS} or an (m, n) array", self.encoder
-                )
-            kind, W0 = self.encoder, gaussian_matrix(m, n, seed)
-        else:
-            W0 = np.asarray(self.encoder, dtype=np.float64)
-            if W0.shape != (m, n) or not np.isfinite(W0).all():
-                raise InputError(
-                    source,
-                    "encoder",
-                    f"a finite ({m}, {n}) matrix (n_measurements x n_features)",
-                    f"shape {W0.shape}",
-                )
-            kind = "random"  # a fixed matrix: only the decoder learns
         n_val = round(self.val_fraction * len(X))
         if not 0 < n_val < len(X) - 1:
             raise InputError(
@@ -191,15 +198,23 @@ class UncertaintyAutoencoder(_Recovery):
                 "a fraction leaving at least one validation and two training signals",
                 f"{self.val_fraction} of {len(X)} signals",
             )
-        torch.manual_seed(seed)
-        self.mean_ = X.mean(0)
-        self.net_ = UAENet(n, m, hidden=tuple(self.hidden), encoder=kind, W0=torch.as_tensor(W0))
-        self.device_ = pick_device(self.device)
+        if self.init not in ("pca", "random"):
+            raise InputError(source, "init", "'pca' or 'random'", repr(self.init))
         val = np.zeros(len(X), dtype=bool)
         val[len(X) - n_val :] = True
+        self.mean_ = X.mean(0)
+        Xc = X - self.mean_
+        kind, W0 = self._initial_encoder(Xc[~val], source)
+        torch.manual_seed(seed)
+        self.net_ = UAENet(n, m, hidden=tuple(self.hidden), encoder=kind, W0=torch.as_tensor(W0))
+        W0 = self.net_.W.detach().double().numpy()  # rows normalised
+        with torch.no_grad():  # the decoder starts as the best linear one for W0
+            self.net_.linear.weight.copy_(torch.as_tensor(linear_decoder(Xc[~val], W0, sigma)))
+            self.net_.linear.bias.zero_()
+        self.device_ = pick_device(self.device)
         self.history_ = train_uae(
             self.net_,
-            (X - self.mean_).astype(np.float32),
+            Xc.astype(np.float32),
             val,
             noise_std=sigma,
             train_encoder=kind == "learned",
@@ -215,6 +230,28 @@ class UncertaintyAutoencoder(_Recovery):
         self.W_ = self.net_.W.detach().cpu().double().numpy()
         self.n_features_in_ = n
         return self
+
+    def _initial_encoder(self, Xc: np.ndarray, source: str) -> tuple[str, np.ndarray]:
+        """The encoder kind and its starting (or fixed) matrix."""
+        m, n = self.n_measurements, Xc.shape[1]
+        seed = 0 if self.random_state is None else int(self.random_state)
+        if not isinstance(self.encoder, str):
+            W0 = np.asarray(self.encoder, dtype=np.float64)
+            if W0.shape != (m, n) or not np.isfinite(W0).all():
+                raise InputError(
+                    source,
+                    "encoder",
+                    f"a finite ({m}, {n}) matrix (n_measurements x n_features)",
+                    f"shape {W0.shape}",
+                )
+            return "random", W0  # a fixed matrix: only the decoder learns
+        if self.encoder not in ENCODERS:
+            raise InputError(
+                source, "encoder", f"one of {ENCODERS} or an (m, n) array", self.encoder
+            )
+        if self.encoder == "learned" and self.init == "pca":
+            return "learned", np.linalg.svd(Xc, full_matrices=False)[2][:m]
+        return self.encoder, gaussian_matrix(m, n, seed)
 
     @torch.no_grad()
     def reconstruct(self, Y: Any) -> np.ndarray:

@@ -25,7 +25,7 @@ def pick_device(device: str) -> torch.device:
 
 @dataclass
 class History:
-    """Per-epoch losses (mean squared error per element) and the epoch kept."""
+    """Per-epoch losses (mean squared error per element) and the epoch kept (-1: the start)."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -86,7 +86,9 @@ def train_uae(
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimiser, factor=0.3, patience=max(1, patience // 3)
     )
-    hist, best, best_state, waited = History(), np.inf, None, 0
+    hist, waited = History(), 0
+    # The starting state competes too: training only replaces it by a better one.
+    best, best_state = _val_loss(net, Xv, val_noise), copy.deepcopy(net.state_dict())
     t0 = time.perf_counter()
     for epoch in range(max_epochs):
         net.train()
@@ -116,8 +118,7 @@ def train_uae(
         hist.best_epoch,
         best,
     )
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    net.load_state_dict(best_state)
     hist.seconds = time.perf_counter() - t0
     return hist
 
