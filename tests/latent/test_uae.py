@@ -1,4 +1,4 @@
-"""Recovery models on plain arrays: the paper's digits result, constraints, determinism, bad input."""
+"""Recovery models on arrays: the digits result, constraints, determinism, bad input."""
 
 import numpy as np
 import pytest
@@ -150,7 +150,8 @@ def test_estimators_follow_the_scikit_learn_contract():
     assert copy.get_params() == model.get_params()
     assert not hasattr(copy, "W_")
     copy.set_params(n_measurements=2)
-    assert copy.n_measurements == 2 and model.n_measurements == 4
+    assert copy.n_measurements == 2
+    assert model.n_measurements == 4
 
 
 X_OK = low_rank(n=60, d=10)

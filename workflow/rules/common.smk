@@ -120,3 +120,24 @@ def analysis_outputs(wildcards):
 def output_dir(wildcards, output):
     """The directory of a rule's first output (for commands that take a directory)."""
     return str(Path(output[0]).parent)
+
+
+# Compressed sensing: the session whose learnt encoder the others re-use (or None).
+UAE_SOURCE = config["uae"]["transfer_from"]
+if UAE_SOURCE is not None and UAE_SOURCE not in SESSIONS:
+    raise ValueError(
+        f"config uae.transfer_from: expected a session id among {SESSIONS}; "
+        f"found {UAE_SOURCE!r}"
+    )
+
+
+def uae_inputs(wildcards):
+    """The session, and the transfer source's session.nc when one is configured."""
+    inputs = {"session": session_nc(wildcards.session)}
+    if UAE_SOURCE is not None and UAE_SOURCE != wildcards.session:
+        inputs["source"] = session_nc(UAE_SOURCE)
+    return inputs
+
+
+def uae_transfer_option(wildcards, input):
+    return f"--transfer-source {input.source}" if "source" in input.keys() else ""

@@ -1,25 +1,5 @@
 # Compressed sensing of population vectors: one job per session (torch: may ask for a
 # GPU), a summary across sessions and the report figures.
-UAE_SOURCE = config["uae"]["transfer_from"]
-if UAE_SOURCE is not None and UAE_SOURCE not in SESSIONS:
-    raise ValueError(
-        f"config uae.transfer_from: expected a session id among {SESSIONS}; "
-        f"found {UAE_SOURCE!r}"
-    )
-
-
-def uae_inputs(wildcards):
-    """The session, and the transfer source's session.nc when one is configured."""
-    inputs = {"session": session_nc(wildcards.session)}
-    if UAE_SOURCE is not None and UAE_SOURCE != wildcards.session:
-        inputs["source"] = session_nc(UAE_SOURCE)
-    return inputs
-
-
-def uae_transfer_option(wildcards, input):
-    return f"--transfer-source {input.source}" if "source" in input.keys() else ""
-
-
 rule uae:
     input:
         unpack(uae_inputs),
