@@ -69,6 +69,13 @@ TINY = {
             "patience": 1,
         },
     },
+    # Two minutes a session: few measurements, short training, a transfer source.
+    "uae": {
+        "n_measurements": [2, 10],
+        "eval_vectors": 50,
+        "transfer_from": "demo_01",
+        "autoencoder": {"max_epochs": 20},
+    },
 }
 
 
@@ -135,6 +142,15 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         assert (results / "figures" / session / "pruning_tickets.png").is_file()
     assert read_dataset(results / "summary" / "pruning.nc").sizes["session"] == 2
     assert (results / "figures" / "summary" / "pruning.png").is_file()
+    for session in TINY["sessions"]:
+        uae = read_dataset(results / "uae" / f"{session}.nc", "neuroseq.uae/1")
+        assert uae.n_measurements.values.tolist() == [2, 10]
+        assert (results / "figures" / session / "uae_error.png").is_file()
+    methods = ["uae", "uae_random", "lasso", "lasso_dct", "pca"]
+    assert uae.method.values.tolist() == [*methods, "uae_transfer"]  # demo_02 <- demo_01
+    assert uae.attrs["transfer_source"] == "demo_01"
+    assert read_dataset(results / "summary" / "uae.nc").sizes["session"] == 2
+    assert (results / "figures" / "summary" / "uae.png").is_file()
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -148,3 +164,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "Psychometric" in html
     assert "Decoding" in html
     assert "Pruning" in html
+    assert "Compressed sensing" in html
