@@ -33,11 +33,13 @@ from pathlib import Path
 import numpy as np
 
 CHILD = r"""
-import json, resource, sys, time
-def rss_mb():
+import json, sys, time
+def rss_mb(field="VmRSS"):
+    # VmHWM (this process's peak RSS), not getrusage's ru_maxrss: Linux carries ru_maxrss
+    # over fork + exec, so a child of a large parent would report the parent's peak.
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
 which, path, bin_size, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 import numpy as np
@@ -54,7 +56,7 @@ if which.startswith("neuroseq"):
         write_dataset(ds, out, schema="neuroseq.session/1", session_id="bench",
                       source_file=None, params={})
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = rss_mb("VmHWM")
     matrix, first = ds.spike_counts.values, float(ds.time[0]) - bin_size / 2
     extra = {}
 else:
@@ -67,7 +69,7 @@ else:
     counts = units.count(bin_size, ep=ep)  # the first call includes numba's compilation
     cold = time.perf_counter() - t1
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = rss_mb("VmHWM")
     t1 = time.perf_counter()
     units.count(bin_size, ep=ep)
     extra = {"count_cold": cold, "count_warm": time.perf_counter() - t1}

@@ -49,6 +49,33 @@ TINY = {
         "cv_folds": 3,
         "models": ["psychometric", "exploration"],
     },
+    # Lottery tickets: two rounds, one seed, small nets, one held-out fold, no lag search.
+    "pruning": {
+        "n_folds": 3,
+        "test_folds": 1,
+        "lags_s": [0.0],
+        "n_rounds": 2,
+        "rate": 0.5,
+        "n_seeds": 1,
+        "mlp": {"hidden": [16, 8], "batch_size": 128, "max_epochs": 4, "patience": 2},
+        "transformer": {
+            "d_model": 16,
+            "n_heads": 2,
+            "n_layers": 1,
+            "dim_feedforward": 32,
+            "window": 32,
+            "batch_size": 64,
+            "max_epochs": 2,
+            "patience": 1,
+        },
+    },
+    # Two minutes a session: few measurements, short training, a transfer source.
+    "uae": {
+        "n_measurements": [2, 10],
+        "eval_vectors": 50,
+        "transfer_from": "demo_01",
+        "autoencoder": {"max_epochs": 20},
+    },
 }
 
 
@@ -108,6 +135,22 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         assert "ceiling_r2" in decoded
         assert (results / "figures" / session / "decoding_r2.png").is_file()
     assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
+    for session in TINY["sessions"]:
+        pruned = read_dataset(results / "pruning" / f"{session}.nc", "neuroseq.pruning/1")
+        assert pruned.decoder.values.tolist() == ["mlp", "transformer"]
+        assert pruned.sizes["sparsity"] == 3
+        assert (results / "figures" / session / "pruning_tickets.png").is_file()
+    assert read_dataset(results / "summary" / "pruning.nc").sizes["session"] == 2
+    assert (results / "figures" / "summary" / "pruning.png").is_file()
+    for session in TINY["sessions"]:
+        uae = read_dataset(results / "uae" / f"{session}.nc", "neuroseq.uae/1")
+        assert uae.n_measurements.values.tolist() == [2, 10]
+        assert (results / "figures" / session / "uae_error.png").is_file()
+    methods = ["uae", "uae_random", "lasso", "lasso_dct", "pca"]
+    assert uae.method.values.tolist() == [*methods, "uae_transfer"]  # demo_02 <- demo_01
+    assert uae.attrs["transfer_source"] == "demo_01"
+    assert read_dataset(results / "summary" / "uae.nc").sizes["session"] == 2
+    assert (results / "figures" / "summary" / "uae.png").is_file()
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -120,3 +163,5 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "demo_02" in html
     assert "Psychometric" in html
     assert "Decoding" in html
+    assert "Pruning" in html
+    assert "Compressed sensing" in html

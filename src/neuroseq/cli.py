@@ -97,6 +97,56 @@ def _decode(args: argparse.Namespace) -> None:
     log.info("wrote %s (mean R2: %s)", args.output, best)
 
 
+def _uae(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.latent.uae_analysis import SCHEMA, run_uae
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["uae"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    transfer = None
+    if args.transfer_source is not None:
+        transfer = read_dataset(args.transfer_source, schema="neuroseq.session/1")
+    run_options = {k: v for k, v in options.items() if k != "transfer_from"}
+    with threadpool_limits(args.threads):
+        ds = run_uae(session, source=args.input, transfer_source=transfer, **run_options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params={**options, "transfer_source_file": str(args.transfer_source or "")},
+        seed=options["seed"],
+    )
+    errors = ds.recon_error.mean("fold").round(3).to_pandas().to_dict(orient="index")
+    log.info("wrote %s (mean recon_error per method and m: %s)", args.output, errors)
+
+
+#: `neuroseq summarize`: input schema -> (module, summarizing function, summary schema).
+SUMMARIES = {
+    "neuroseq.psychometric/1": (
+        "neuroseq.psychometric.analysis",
+        "summarize_psychometric",
+        "neuroseq.summary.psychometric/1",
+    ),
+    "neuroseq.decoding/1": (
+        "neuroseq.decoding.evaluate",
+        "summarize_decoding",
+        "neuroseq.summary.decoding/1",
+    ),
+    "neuroseq.pruning/1": (
+        "neuroseq.pruning.analysis",
+        "summarize_pruning",
+        "neuroseq.summary.pruning/1",
+    ),
+    "neuroseq.uae/1": ("neuroseq.latent.uae_analysis", "summarize_uae", "neuroseq.summary.uae/1"),
+}
+
+
 def _summarize(args: argparse.Namespace) -> None:
     """Summaries across sessions; what is summarized follows the inputs' schema."""
     from neuroseq.io.output import read_dataset, write_dataset
@@ -106,16 +156,10 @@ def _summarize(args: argparse.Namespace) -> None:
         from neuroseq.summary import summarize_sessions
 
         ds, schema = summarize_sessions(args.inputs), "neuroseq.summary.sessions/1"
-    elif kind == "neuroseq.psychometric/1":
-        from neuroseq.psychometric.analysis import SUMMARY_SCHEMA, summarize_psychometric
-
-        ds = summarize_psychometric([read_dataset(p, schema=kind) for p in args.inputs])
-        schema = SUMMARY_SCHEMA
-    elif kind == "neuroseq.decoding/1":
-        from neuroseq.decoding.evaluate import summarize_decoding
-
-        ds = summarize_decoding([read_dataset(p, schema=kind) for p in args.inputs])
-        schema = "neuroseq.summary.decoding/1"
+    elif kind in SUMMARIES:
+        module, function, schema = SUMMARIES[kind]
+        summarize = getattr(importlib.import_module(module), function)
+        ds = summarize([read_dataset(p, schema=kind) for p in args.inputs])
     else:
         raise InputError(
             args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
@@ -153,6 +197,8 @@ ANALYSIS_FIGURES = {
         "psychometric_summary_figure",
     ),
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
+    "pruning": ("neuroseq.report.pruning", "pruning_figures", "pruning_summary_figure"),
+    "uae": ("neuroseq.report.uae", "uae_figures", "uae_summary_figure"),
 }
 
 
@@ -161,6 +207,31 @@ def _analysis_figures(args: argparse.Namespace) -> None:
     make = getattr(importlib.import_module(module), summary if args.summary else per_session)
     for path in make(args.input, args.output):
         log.info("wrote %s", path)
+
+
+def _prune(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.pruning.analysis import SCHEMA, run_pruning
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["pruning"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_pruning(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    sparsest = ds.score.isel(sparsity=-1).mean("seed").round(3).to_series().to_dict()
+    log.info("wrote %s (R2 at the sparsest round: %s)", args.output, sparsest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
         "and fold (reload with TransformerDecoder.load)",
     )
 
+    p = step("uae", _uae, "compressed sensing of population vectors (UAE, LASSO, PCA) -> uae.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="uae.nc to write")
+    p.add_argument(
+        "--transfer-source",
+        type=Path,
+        help="session.nc of another session: its learnt encoder is applied here and only "
+        "the decoder is re-learnt (method uae_transfer)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
     for analysis in ANALYSIS_FIGURES:
         p = step(
             f"{analysis}-figures",
@@ -230,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("summary-figures", _summary_figures, "report figures of the sessions summary")
     p.add_argument("input", type=Path, help="summary/sessions.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+
+    p = step("prune", _prune, "lottery tickets of the decoders by iterative pruning -> pruning.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="pruning.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     return parser
 
 

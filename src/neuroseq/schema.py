@@ -64,6 +64,10 @@ _PROVIDERS = {
     "neuroseq.summary.psychometric/1": "neuroseq.psychometric.analysis",
     "neuroseq.decoding/1": "neuroseq.decoding.evaluate",
     "neuroseq.summary.decoding/1": "neuroseq.decoding.evaluate",
+    "neuroseq.pruning/1": "neuroseq.pruning.analysis",
+    "neuroseq.summary.pruning/1": "neuroseq.pruning.analysis",
+    "neuroseq.uae/1": "neuroseq.latent.uae_analysis",
+    "neuroseq.summary.uae/1": "neuroseq.latent.uae_analysis",
 }
 
 

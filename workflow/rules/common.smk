@@ -15,6 +15,8 @@ DEMO_FILES = [
 ]
 # What each analysis needs a session to hold (see neuroseq.io.session_contents).
 NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}}
+NEEDS["pruning"] = {"units", "behavior"}
+NEEDS["uae"] = {"units"}
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
 TORCH_GPUS = 1 if config["gpus"] else 0
 
@@ -68,6 +70,14 @@ def decoding_results(wildcards):
     return [f"{RESULTS}/decoding/{s}.nc" for s in sessions_for("decoding")]
 
 
+def pruning_results(wildcards):
+    return [f"{RESULTS}/pruning/{s}.nc" for s in sessions_for("pruning")]
+
+
+def uae_results(wildcards):
+    return [f"{RESULTS}/uae/{s}.nc" for s in sessions_for("uae")]
+
+
 def analysis_figures(analysis, names):
     """One session's figures of an analysis, for the sessions it runs on."""
     return [
@@ -103,9 +113,42 @@ def analysis_outputs(wildcards):
             f"{RESULTS}/figures/summary/decoding.png",
             *analysis_figures("decoding", ("traces", "r2", "learning")),
         ]
+    if sessions_for("pruning"):
+        outputs += [
+            f"{RESULTS}/summary/pruning.nc",
+            f"{RESULTS}/figures/summary/pruning.png",
+            *analysis_figures("pruning", ("tickets",)),
+        ]
+    if sessions_for("uae"):
+        outputs += [
+            f"{RESULTS}/summary/uae.nc",
+            f"{RESULTS}/figures/summary/uae.png",
+            *analysis_figures("uae", ("error",)),
+        ]
     return outputs
 
 
 def output_dir(wildcards, output):
     """The directory of a rule's first output (for commands that take a directory)."""
     return str(Path(output[0]).parent)
+
+
+# Compressed sensing: the session whose learnt encoder the others re-use (or None).
+UAE_SOURCE = config["uae"]["transfer_from"]
+if UAE_SOURCE is not None and UAE_SOURCE not in SESSIONS:
+    raise ValueError(
+        f"config uae.transfer_from: expected a session id among {SESSIONS}; "
+        f"found {UAE_SOURCE!r}"
+    )
+
+
+def uae_inputs(wildcards):
+    """The session, and the transfer source's session.nc when one is configured."""
+    inputs = {"session": session_nc(wildcards.session)}
+    if UAE_SOURCE is not None and UAE_SOURCE != wildcards.session:
+        inputs["source"] = session_nc(UAE_SOURCE)
+    return inputs
+
+
+def uae_transfer_option(wildcards, input):
+    return f"--transfer-source {input.source}" if "source" in input.keys() else ""

@@ -7,7 +7,7 @@ import contextvars
 import copy
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +70,7 @@ def train_sequence_model(
     device: torch.device | str = "cpu",
     burn_in: int = 0,
     stride: int | None = None,
+    on_step: Callable[[nn.Module, int], None] | None = None,
 ) -> History:
     """Fit ``net`` by masked MSE on windows of the recording; keep the best validated state.
 
@@ -81,6 +82,9 @@ def train_sequence_model(
         Scaled targets; NaN where unknown or held out (no loss there).
     val : ndarray of bool (n_bins,)
         Bins whose targets form the validation loss (taken out of the training loss).
+    on_step : callable, optional
+        Called as ``on_step(net, epoch)`` after every optimiser step (pruning uses it to
+        count steps, keep the weights of step k and check its masks).
     """
     device = torch.device(device) if isinstance(device, str) else device
     generator = torch.Generator().manual_seed(seed)
@@ -128,6 +132,8 @@ def train_sequence_model(
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             scaler.step(optimiser)
             scaler.update()
+            if on_step is not None:
+                on_step(net, epoch)
             total += float(loss.detach()) * len(xb)
             count += len(xb)
         hist.train_loss.append(total / max(count, 1))
