@@ -85,6 +85,10 @@ def trial_population_vectors(
 
 
 def _classifier(seed: int, inner_folds: int):
+    # scikit-learn >= 1.8 deprecates the implicit L2 (l1_ratios=None) and the per-class
+    # copies of C_; say what is meant where the newer parameters exist
+    newer = "use_legacy_attributes" in LogisticRegressionCV().get_params()
+    extra = {"l1_ratios": (0.0,), "use_legacy_attributes": False} if newer else {}
     return make_pipeline(
         StandardScaler(),
         LogisticRegressionCV(
@@ -93,6 +97,7 @@ def _classifier(seed: int, inner_folds: int):
             scoring="balanced_accuracy",
             class_weight="balanced",
             max_iter=2000,
+            **extra,
         ),
     )
 
@@ -110,7 +115,7 @@ def _cross_validate(V, labels, trial_fold, n_folds, seed, inner_folds):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(V[train], labels[train])
         accuracy[k] = balanced_accuracy_score(labels[test], model.predict(V[test]))
-        chosen[k] = float(model[-1].C_[0])
+        chosen[k] = float(np.ravel(model[-1].C_)[0])
     return accuracy, chosen
 
 

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from neuroseq.decoding.networks import ARCHITECTURES
 from neuroseq.decoding.training import pick_device, predict_sequence, train_sequence_model
+from neuroseq.errors import InputError
 
 
 class SequenceDecoder(RegressorMixin, BaseEstimator):
@@ -161,6 +162,13 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         """Rebuild a fitted decoder without retraining (``weights_only=True``)."""
         path = Path(path)
         meta = json.loads(path.with_suffix(path.suffix + ".json").read_text())
+        if cls.architecture and meta.get("architecture") != cls.architecture:
+            raise InputError(
+                path,
+                "architecture",
+                f"{cls.architecture} weights for {cls.__name__}",
+                str(meta.get("architecture")),
+            )
         est = cls(**meta["params"])
         for k in ("x_mean_", "x_std_", "y_mean_", "y_std_"):
             setattr(est, k, np.asarray(meta[k]))

@@ -256,6 +256,7 @@ def run_decoding(
         )
     ds.attrs.update(
         grouping=data.grouping,
+        bin_size_s=bin_s,
         n_history_bins=n_history,
         missing_targets=json.dumps(
             {f: int(np.isnan(data.y[scored, j]).sum()) for j, f in enumerate(data.features)}
@@ -433,6 +434,17 @@ def _validate(ds: xr.Dataset) -> None:
         schema.require(ds, SCHEMA, name, dims, "iuf")
     if not np.isfinite(ds.r2).any("feature").all():
         raise schema.SchemaError(f"{SCHEMA}: a decoder has no finite R2 in some fold")
+    suffix = "_balanced_accuracy"
+    for var in [str(v) for v in ds.data_vars if str(v).endswith(suffix)]:
+        name = var[: -len(suffix)]
+        schema.require(ds, SCHEMA, var, ("model", "fold"), "f")
+        for part in ("chance", "chance_q95", "p_value"):
+            schema.require(ds, SCHEMA, f"{name}_{part}", ("model",), "f")
+        for part in ("balanced_accuracy", "chance", "p_value"):
+            values = ds[f"{name}_{part}"].values
+            finite = values[np.isfinite(values)]
+            if not ((finite >= 0) & (finite <= 1)).all():
+                raise schema.SchemaError(f"{SCHEMA}: {name}_{part} outside [0, 1]")
 
 
 @schema.register("neuroseq.summary.decoding/1")
