@@ -70,6 +70,11 @@ CANDIDATES: dict[str, dict] = {
     "wd0.1": {"weight_decay": 0.1},
     "acausal": {"causal": False},
     "ep60": {"max_epochs": 60},
+    "smooth1": {"smooth_bins": 1.0},
+    "smooth3": {"smooth_bins": 3.0},
+    "lr5e-4": {"lr": 5e-4},
+    "h2": {"n_heads": 2},
+    "d96": {"d_model": 96, "dim_feedforward": 192},
 }
 
 
@@ -94,6 +99,10 @@ def main() -> None:
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     ap.add_argument("--combine", default="{}", help="JSON merged into every candidate")
     ap.add_argument("--baselines", action="store_true", help="also GRU and Wiener")
+    ap.add_argument("--lag-s", type=float, help="fixed lag for every decoder (s)")
+    ap.add_argument(
+        "--inner-folds", type=int, default=1, help="k > 1: k-fold over the training trials"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     session, opts = load(args.session, args.index)
@@ -105,35 +114,50 @@ def main() -> None:
     outer_train = train_mask(fold, 0, n_history)  # outer fold 0's training bins only
     ids = np.unique(data.group[outer_train])
     rng = np.random.default_rng(0)
-    inner_val_ids = rng.choice(ids, size=max(1, ids.size // 4), replace=False)
-    inner_val = outer_train & np.isin(data.group, inner_val_ids)
-    inner_fold = np.where(outer_train, np.where(inner_val, 0, 1), -1)
-    inner_train = train_mask(inner_fold, 0, n_history) & outer_train
-    y_train = np.where(inner_train[:, None], data.y, np.nan)
-    lags = sorted({round(lag / bin_s) for lag in opts["lags_s"]})
-    X = lagged(data.X, choose_lag(data.X, y_train, lags))
-    groups = np.where(inner_train, data.group, -1)
+    # inner splits of the training trials: one seeded quarter, or k folds
+    if args.inner_folds > 1:
+        dealt = rng.permutation(ids.size) % args.inner_folds
+        splits = [ids[dealt == j] for j in range(args.inner_folds)]
+    else:
+        splits = [rng.choice(ids, size=max(1, ids.size // 4), replace=False)]
+    lags_s = opts["lags_s"] if args.lag_s is None else [args.lag_s]
+    lags = sorted({round(lag / bin_s) for lag in lags_s})
     extra = json.loads(args.combine)
     base = opts["decoders"].get("transformer", {})  # the config's, as run_decoding gets it
-    runs = [(c, {**base, **extra, **CANDIDATES[c]}) for c in args.candidates]
+    # "a+b" merges named candidates
+    runs = [
+        (c, {**base, **extra, **{k: v for p in c.split("+") for k, v in CANDIDATES[p].items()}})
+        for c in args.candidates
+    ]
     if args.baselines:
         runs = [("wiener", None), ("gru", None), *runs]
     for name, change in runs:
         t0 = time.perf_counter()
-        if change is None:
-            est = make_decoder(name, n_history, opts["decoders"], 0)
-            fit = {"groups": groups} if name == "gru" else {}
-        else:
-            est = make_decoder("transformer", n_history, {"transformer": change}, 0)
-            fit = {"groups": groups}
-        est.fit(X, y_train, **fit)
-        pred = est.predict(X)
-        r2 = regression_scores(data.y[inner_val], pred[inner_val])["r2"]
-        epochs = len(getattr(est, "history_", None).train_loss) if change is not None else 0
+        scores, epochs = [], []
+        for val_ids in splits:
+            inner_val = outer_train & np.isin(data.group, val_ids)
+            inner_fold = np.where(outer_train, np.where(inner_val, 0, 1), -1)
+            inner_train = train_mask(inner_fold, 0, n_history) & outer_train
+            y_train = np.where(inner_train[:, None], data.y, np.nan)
+            X = lagged(data.X, choose_lag(data.X, y_train, lags))
+            groups = np.where(inner_train, data.group, -1)
+            if change is None:
+                est = make_decoder(name, n_history, opts["decoders"], 0)
+                fit = {"groups": groups} if name == "gru" else {}
+            else:
+                est = make_decoder("transformer", n_history, {"transformer": change}, 0)
+                fit = {"groups": groups}
+            est.fit(X, y_train, **fit)
+            pred = est.predict(X)
+            scores.append(regression_scores(data.y[inner_val], pred[inner_val])["r2"])
+            epochs.append(len(est.history_.train_loss) if hasattr(est, "history_") else 0)
+        r2 = np.mean(scores, 0)
+        split_means = np.round(np.mean(scores, 1), 3).tolist()
         print(
             f"{args.session}{args.index if args.session == 'demo' else ''} {name:<10} "
-            f"{json.dumps(change)} inner-val R2 {np.mean(r2):.3f} {np.round(r2, 3).tolist()} "
-            f"epochs {epochs} fit {time.perf_counter() - t0:.0f} s",
+            f"{json.dumps(change)} inner-val R2 {np.mean(r2):.3f} per feature "
+            f"{np.round(r2, 3).tolist()} per split {split_means} epochs {epochs} "
+            f"fit {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
 

@@ -133,6 +133,9 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         decoded = read_dataset(results / "decoding" / f"{session}.nc", "neuroseq.decoding/1")
         assert decoded.decoder.values.tolist() == ["wiener", "kalman", "gru", "transformer"]
         assert "ceiling_r2" in decoded
+        assert 0 <= decoded.choice_balanced_accuracy.mean() <= 1
+        weights = results / "decoding" / f"{session}_weights"
+        assert (weights / "transformer_fold0.pt").stat().st_size > 1_000
         assert (results / "figures" / session / "decoding_r2.png").is_file()
     assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
     for session in TINY["sessions"]:

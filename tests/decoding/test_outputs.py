@@ -106,7 +106,7 @@ def test_choice_without_coding_units_stays_at_chance():
 
 
 def test_too_few_labelled_trials_is_a_clear_error():
-    ds = choice_session(n_trials=8)
+    ds = choice_session(n_trials=6)
     with pytest.raises(InputError, match=r"trial variable choice: expected at least 2 classes"):
         run_decoding(ds, decoders=["wiener"], n_folds=3, lags_s=[0.0], n_permutations=0)
     with pytest.raises(InputError, match=r"trial variable nope"):

@@ -2,7 +2,8 @@ rule decode:
     input:
         session_nc("{session}"),
     output:
-        f"{RESULTS}/decoding/{{session}}.nc",
+        nc=f"{RESULTS}/decoding/{{session}}.nc",
+        weights=directory(f"{RESULTS}/decoding/{{session}}_weights"),
     log:
         "logs/decoding/{session}.log",
     conda:
@@ -13,8 +14,8 @@ rule decode:
     params:
         config=effective_config(),
     shell:
-        "neuroseq decode {input} -c {params.config} --threads {threads} -o {output} "
-        "> {log} 2>&1"
+        "neuroseq decode {input} -c {params.config} --threads {threads} -o {output.nc} "
+        "--weights {output.weights} > {log} 2>&1"
 
 
 rule summarize_decoding:

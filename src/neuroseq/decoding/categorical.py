@@ -1,8 +1,9 @@
 """Trial-level categorical targets (e.g. choice) from trial-aligned population vectors.
 
 Each trial becomes one sample: the mean spike count per bin of every unit over the
-trial's bins (its population vector). A logistic regression, its penalty chosen by inner
-cross-validation on the training trials only, is scored by balanced accuracy on the held-out
+trial's bins (its population vector). A ridge classifier, its penalty chosen by
+leave-one-out cross-validation on the training trials only, is scored by balanced accuracy
+on the held-out
 trials of the same folds as the sequence decoders; chance is what the same procedure
 scores after the labels are permuted across trials.
 """
@@ -11,15 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegressionCV
+from sklearn.linear_model import RidgeClassifierCV
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -27,8 +25,8 @@ from neuroseq.errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Inverse penalties searched by the inner cross-validation (inputs are standardised).
-CS = tuple(np.logspace(-3, 2, 6).tolist())
+#: Ridge penalties searched by the inner (leave-one-out) CV; inputs are standardised.
+ALPHAS = tuple(np.logspace(-1, 5, 7).tolist())
 
 
 @dataclass
@@ -39,8 +37,8 @@ class CategoricalResult:
     ----------
     balanced_accuracy : ndarray (n_folds,)
         On each fold's held-out trials.
-    C : ndarray (n_folds,)
-        Inverse penalty chosen by inner cross-validation on each fold's training trials.
+    alpha : ndarray (n_folds,)
+        Ridge penalty chosen by leave-one-out CV on each fold's training trials.
     null : ndarray (n_permutations,)
         Mean balanced accuracy over folds with the labels permuted across trials.
     chance : float
@@ -55,7 +53,7 @@ class CategoricalResult:
     """
 
     balanced_accuracy: np.ndarray
-    C: np.ndarray
+    alpha: np.ndarray
     null: np.ndarray
     chance: float
     p_value: float
@@ -84,38 +82,21 @@ def trial_population_vectors(
     return out
 
 
-def _classifier(seed: int, inner_folds: int):
-    # scikit-learn >= 1.8 deprecates the implicit L2 (l1_ratios=None) and the per-class
-    # copies of C_; say what is meant where the newer parameters exist
-    newer = "use_legacy_attributes" in LogisticRegressionCV().get_params()
-    extra = {"l1_ratios": (0.0,), "use_legacy_attributes": False} if newer else {}
+def _classifier():
     return make_pipeline(
-        StandardScaler(),
-        LogisticRegressionCV(
-            Cs=list(CS),
-            cv=StratifiedKFold(inner_folds, shuffle=True, random_state=seed),
-            scoring="balanced_accuracy",
-            class_weight="balanced",
-            max_iter=2000,
-            **extra,
-        ),
+        StandardScaler(), RidgeClassifierCV(alphas=ALPHAS, class_weight="balanced")
     )
 
 
-def _cross_validate(V, labels, trial_fold, n_folds, seed, inner_folds):
+def _cross_validate(V, labels, trial_fold, n_folds):
     accuracy, chosen = np.full(n_folds, np.nan), np.full(n_folds, np.nan)
     for k in range(n_folds):
         train, test = trial_fold != k, trial_fold == k
         if not test.any():
             continue
-        model = _classifier(seed, inner_folds)
-        with warnings.catch_warnings():
-            # an unpenalised end of the C grid may stop short of convergence on separable
-            # trials; the inner CV then scores it like any other candidate
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(V[train], labels[train])
+        model = _classifier().fit(V[train], labels[train])
         accuracy[k] = balanced_accuracy_score(labels[test], model.predict(V[test]))
-        chosen[k] = float(np.ravel(model[-1].C_)[0])
+        chosen[k] = float(model[-1].alpha_)
     return accuracy, chosen
 
 
@@ -128,12 +109,11 @@ def classify_trials(
     *,
     n_folds: int,
     n_permutations: int = 100,
-    inner_folds: int = 3,
     seed: int = 0,
     source: object = "session",
     name: str = "choice",
 ) -> CategoricalResult:
-    """Balanced accuracy of a logistic regression on trial population vectors, with chance.
+    """Balanced accuracy of a ridge classifier on trial population vectors, with chance.
 
     Parameters
     ----------
@@ -151,20 +131,20 @@ def classify_trials(
     n_folds : int
     n_permutations : int
         Label permutations for the chance level (0 skips it).
-    inner_folds : int
-        Stratified inner folds on the training trials that choose ``C``.
     seed : int
-        Seeds the inner folds and the permutations.
+        Seeds the permutations.
 
     Notes
     -----
     Balanced accuracy is the mean over classes of the recall (Brodersen et al. 2010), so a
     classifier that always answers the majority class scores ``1 / n_classes`` however
-    unbalanced the trials are. The classifier is an L2-penalised (multinomial) logistic
-    regression on standardised population vectors, classes weighted by inverse frequency,
-    ``C`` among :data:`CS` by inner stratified CV on balanced accuracy. Chance is the
-    mean over ``n_permutations`` reruns of the whole cross-validation, inner search
-    included, with the labels permuted across trials (Ojala & Garriga 2010, JMLR 11).
+    unbalanced the trials are. The classifier is ridge regression on the +-1 (one-vs-all)
+    coding of the classes, on standardised population vectors, classes weighted by
+    inverse frequency; its penalty ``alpha`` among :data:`ALPHAS` minimises the exact
+    leave-one-out error on the training trials (Rifkin & Lippert 2007), which costs one
+    decomposition per fit and so keeps a 100-permutation null cheap. Chance is the mean
+    over ``n_permutations`` reruns of the whole cross-validation, inner search included,
+    with the labels permuted across trials (Ojala & Garriga 2010, JMLR 11).
     """
     V = trial_population_vectors(X, trial_index, trials)
     labels = np.asarray(labels)
@@ -179,7 +159,7 @@ def classify_trials(
     keep = ~missing & np.isfinite(V).all(1) & (trial_fold >= 0)
     classes, y = np.unique(text[keep].astype(str), return_inverse=True)
     counts = np.bincount(y, minlength=classes.size)
-    need = max(n_folds, inner_folds + 1)
+    need = max(n_folds, 3)  # every class in every training set, twice at least
     if classes.size < 2 or counts.min() < need:
         found = dict(zip(classes.tolist(), counts.tolist(), strict=True)) or "no labelled trials"
         raise InputError(
@@ -191,11 +171,11 @@ def classify_trials(
         )
     V, fold = V[keep], trial_fold[keep]
     t0 = time.perf_counter()
-    accuracy, chosen = _cross_validate(V, y, fold, n_folds, seed, inner_folds)
+    accuracy, chosen = _cross_validate(V, y, fold, n_folds)
     rng = np.random.default_rng(seed)
     null = np.array(
         [
-            np.nanmean(_cross_validate(V, rng.permutation(y), fold, n_folds, seed, inner_folds)[0])
+            np.nanmean(_cross_validate(V, rng.permutation(y), fold, n_folds)[0])
             for _ in range(n_permutations)
         ]
     )

@@ -331,7 +331,7 @@ def _dataset(
 def _categorical_variables(
     name: str, result: CategoricalResult, n_permutations: int
 ) -> xr.Dataset:
-    model = ["logistic_regression"]
+    model = ["ridge_classifier"]
     about = {
         "classes": json.dumps(result.classes),
         "n_trials": result.n_trials,
@@ -346,14 +346,14 @@ def _categorical_variables(
                 {
                     "units": "1",
                     "long_name": f"balanced accuracy of {name} on held-out trials "
-                    "(L2 logistic regression, C by inner CV on training trials)",
+                    "(ridge classifier, penalty by leave-one-out CV on training trials)",
                     **about,
                 },
             ),
-            f"{name}_C": (
+            f"{name}_alpha": (
                 ("model", "fold"),
-                result.C[None],
-                {"units": "1", "long_name": "inverse L2 penalty chosen by inner CV"},
+                result.alpha[None],
+                {"units": "1", "long_name": "ridge penalty chosen by leave-one-out CV"},
             ),
             f"{name}_chance": (
                 "model",
