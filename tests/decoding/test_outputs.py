@@ -159,3 +159,17 @@ def test_traces_break_where_time_jumps():
     tt, yy = with_gaps(t, np.arange(6.0), 0.02)
     np.testing.assert_array_equal(np.isnan(tt), [0, 0, 0, 1, 0, 0, 1, 0])
     np.testing.assert_array_equal(yy[~np.isnan(yy)], np.arange(6.0))
+
+
+def test_causal_smoothing_reads_only_the_past_and_keeps_the_counts():
+    from neuroseq.decoding.estimators import smooth_counts
+
+    X = np.random.default_rng(0).poisson(1.0, (400, 3)).astype(np.float32)
+    later = X.copy()
+    later[200:] += 5
+    a, b = smooth_counts(X, 3.0, causal=True), smooth_counts(later, 3.0, causal=True)
+    np.testing.assert_array_equal(a[:200], b[:200])
+    assert not np.allclose(a[200:], b[200:])
+    np.testing.assert_allclose(a[20:380].sum(0), X[20:380].sum(0), rtol=0.05)
+    acausal = smooth_counts(X, 3.0, causal=False)
+    assert not np.allclose(acausal[:200], smooth_counts(later, 3.0, causal=False)[:200])

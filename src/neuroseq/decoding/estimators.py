@@ -180,7 +180,15 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
 
 
 def smooth_counts(X: np.ndarray, sigma: float, *, causal: bool) -> np.ndarray:
-    """Gaussian smoothing of counts over time (bins); causal: the past half only."""
+    """Gaussian smoothing of counts over time (bins); causal: the past half only.
+
+    Notes
+    -----
+    Acausal: ``gaussian_filter1d`` with sd ``sigma`` bins, truncated at 3 sd, zeros
+    beyond the ends. Causal: the half-Gaussian ``w_k = exp(-k^2 / (2 sigma^2))``,
+    ``k = 0 .. ceil(3 sigma)``, normalised to sum 1, so bin t mixes bins t-k only; it
+    delays the signal by about ``0.8 sigma`` bins, which the decoders' windows absorb.
+    """
     if sigma <= 0:
         return X
     X = np.asarray(X, dtype=np.float32)
@@ -218,6 +226,14 @@ class TransformerDecoder(SequenceDecoder):
     device : ``"auto"`` (CUDA when present, mixed precision there), ``"cpu"``, ``"cuda"``.
     random_state : int
         Seeds the weights, the window order and the dropout.
+    smooth_bins : float
+        Gaussian smoothing of the counts (sd in bins) before log1p and standardisation;
+        causal decoders use the past half of the kernel only. 0: none.
+    burn_in : int
+        Causal decoders: the first ``burn_in`` bins of each training window, which see
+        little history, carry no loss (prediction reads the second half of each window).
+    train_stride : int, optional
+        Bins between training windows (default ``window // 2``); smaller is denser.
     """
 
     architecture = "transformer"
