@@ -2,7 +2,7 @@
 
 Run on demand (never in the test suite)::
 
-    .venv/bin/python benchmarks/decoding.py [--demo-duration 1200]
+    .venv/bin/python benchmarks/decoding.py [--demo-duration 1200] [--skip-demo] [--skip-ca1]
 
 Sessions: a simulated demo session (``neuroseq.simulate``, 20 minutes by default) and the
 real rat CA1 linear-track recording (../shared/data/real/nelpy_linear_track_rat_ca1.nwb,
