@@ -18,7 +18,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    session="|".join(SESSIONS) or "NO_SESSIONS",
+    session=session_regex(),
 
 
 include: "workflow/rules/simulate.smk"
@@ -32,5 +32,6 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        session_outputs(),
+        session_dirs(),
+        session_outputs,
         analysis_outputs,
