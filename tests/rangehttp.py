@@ -19,7 +19,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 class _Handler(SimpleHTTPRequestHandler):
     server: RangeServer
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+    def log_message(self, format, *args):
         pass
 
     def do_HEAD(self):

@@ -42,7 +42,8 @@ def _ingest(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     name = urlsplit(args.input).path if is_url(args.input) else args.input
-    session_id = check_session_id(args.session or Path(name).stem, source="session id")
+    session_id = args.session if args.session is not None else Path(name).stem
+    check_session_id(session_id, source="--session" if args.session is not None else name)
     try:
         options = ingest_options(config, args.session)
         ds = ingest_file(args.input, session_id=session_id, remote=config["remote"], **options)

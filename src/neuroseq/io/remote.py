@@ -28,10 +28,22 @@ def is_url(path: object) -> bool:
     return isinstance(path, str) and path.lower().startswith(URL_SCHEMES)
 
 
-def _http_error(exc: BaseException) -> str:
-    status = getattr(exc, "status", None)
-    text = f"{type(exc).__name__}: {exc}"
-    return f"HTTP {status} ({text})" if status else text
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """(what was expected, what was found) for a failed open, from the exception chain."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for e in chain:
+        status = getattr(e, "status", None)
+        if isinstance(status, int):
+            if status == 404:
+                return "a file at this URL", "HTTP 404 (not found)"
+            return "a file at this URL", f"HTTP {status} ({getattr(e, 'message', e)})"
+    for e in chain:
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            return "a reachable URL", f"cannot connect: {e}"
+    return "a reachable URL", f"{type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
@@ -82,10 +94,8 @@ def open_url(
                 check_files=False,
             )
             handle = fs.open(url, "rb", block_size=block_size)
-    except FileNotFoundError as exc:
-        raise InputError(url, "file", "a file at this URL", "HTTP 404 (not found)") from exc
     except Exception as exc:  # aiohttp and fsspec raise many types for a bad server
-        raise InputError(url, "file", "a reachable URL", _http_error(exc)) from exc
+        raise InputError(url, "file", *_describe(exc)) from exc
     log.info(
         "%s: streaming %d bytes in %d-byte ranges (cache: %s)",
         url,
