@@ -43,4 +43,4 @@ test-cluster: install
 	NEUROSEQ_TEST_CLUSTER=1 pytest tests/cluster -m cluster
 
 clean:
-	rm -rf results logs .snakemake data/demo
+	rm -rf results logs .snakemake data/demo data/remote-cache

@@ -175,3 +175,46 @@ def test_the_output_comparison_finds_a_changed_value_and_ignores_timestamps(tmp_
         "file lists differ"
         in differences(tmp_path / "a" / "results", tmp_path / "b" / "results")[0]
     )
+
+
+class _Payload:
+    """Pickled, it runs ``open(marker, "w")`` when unpickled: what a hostile file does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["GRUDecoder", "TransformerDecoder"])
+def test_loading_a_decoder_file_never_unpickles_code(name, tmp_path):
+    import pickle
+
+    import torch
+
+    import neuroseq.decoding as decoding
+
+    cls = getattr(decoding, name)
+    rng = np.random.default_rng(0)
+    X, y = rng.poisson(1.0, (400, 5)).astype(float), rng.normal(size=(400, 2))
+    est = cls(max_epochs=1, window=8, d_model=8, random_state=0).fit(X, y)
+    path = est.save(tmp_path / "decoder.pt")
+    cls.load(path)  # the genuine file loads
+    marker = tmp_path / "pwned"
+    torch.save({"weights": _Payload(marker)}, path)  # same name, hostile content
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        cls.load(path)
+    assert not marker.exists()
+
+
+def test_no_module_unpickles_or_loads_torch_files_unsafely():
+    # The real paths are tested above and in tests/io (status and cache index are JSON);
+    # this keeps new code from adding an unsafe one.
+    for path in (REPO / "src" / "neuroseq").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(import|from) (c?pickle|dill|joblib)\b", text, re.M), path
+        for call in re.findall(r"torch\.load\(([^)]*)\)", text):
+            assert "weights_only=True" in call, path
+        assert "allow_pickle=True" not in text, path
+        assert not re.search(r"yaml\.(load|unsafe_load)\(", text), path
