@@ -7,7 +7,8 @@
 - broken sessions among good ones (a truncated file, a missing file, an absent table) fail
   only their own jobs with a clear message; ``--keep-going`` finishes every other job and
   the summaries; the report builds and says which session failed and why; a session
-  whose path holds spaces, quotes and ``$(...)`` is read as it is, and nothing runs it.
+  whose path holds spaces, quotes and ``$(...)`` is read as it is, and nothing runs it;
+  a session given as a URL (a local HTTP server) is streamed and gives the local data.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import time
 from pathlib import Path
 
 import pytest
+import xarray as xr
 import yaml
 
 from helpers import REPO
-from neuroseq.io import read_dataset
+from neuroseq.io import ingest_file, read_dataset
 from neuroseq.status import read_status
 from outputs import differences
+from rangehttp import RangeServer
 
 pytestmark = pytest.mark.workflow
 
@@ -164,10 +167,12 @@ def test_broken_sessions_fail_alone_and_the_report_says_why(demo, tmp_path):
     shutil.copy(demo / "demo_02.nwb", odd)
     whole = (demo / "demo_01.nwb").read_bytes()
     (data / "cut.nwb").write_bytes(whole[: len(whole) // 3])
+    server = RangeServer(demo)  # "good" is read over HTTP, with range requests
     config = {
         "results_dir": "my results",  # spaces in every output path
+        "remote": {"cache_dir": str(tmp_path / "cache")},
         "sessions": {
-            "good": str(demo / "demo_01.nwb"),
+            "good": server.url("demo_01.nwb"),
             "odd": str(odd),
             "truncated": str(data / "cut.nwb"),
             "missing": str(data / "nowhere.nwb"),
@@ -182,7 +187,8 @@ def test_broken_sessions_fail_alone_and_the_report_says_why(demo, tmp_path):
     workdir = tmp_path / "run"
     write_config(workdir, config)
 
-    proc = snakemake(workdir, "--cores", "2", "--keep-going")
+    with server:
+        proc = snakemake(workdir, "--cores", "2", "--keep-going")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0  # the run says that something failed ...
     for session, reason in [
@@ -212,6 +218,12 @@ def test_broken_sessions_fail_alone_and_the_report_says_why(demo, tmp_path):
     assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
     odd_session = read_dataset(results / "sessions" / "odd" / "session.nc")
     assert odd_session.attrs["source_file"] == str(odd)
+    # The session read from a URL holds what the local file gives.
+    remote = read_dataset(results / "sessions" / "good" / "session.nc")
+    assert remote.attrs["source_file"] == server.url("demo_01.nwb")
+    assert 0 < server.bytes_sent <= (demo / "demo_01.nwb").stat().st_size
+    local = ingest_file(demo / "demo_01.nwb", session_id="good")
+    xr.testing.assert_equal(remote, local)  # data and coords; attrs hold provenance
     assert not list(tmp_path.rglob("PWNED"))
     assert not list(Path.cwd().glob("PWNED"))
     table = (results / "summary" / "status.csv").read_text()
