@@ -18,7 +18,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    session="|".join(SESSIONS) or "NO_SESSIONS",
+    session=session_regex(),
 
 
 include: "workflow/rules/simulate.smk"
@@ -34,5 +34,6 @@ include: "workflow/rules/pruning.smk"
 rule all:
     default_target: True
     input:
-        session_outputs(),
+        session_dirs(),
+        session_outputs,
         analysis_outputs,

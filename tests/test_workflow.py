@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,11 @@ def test_lint_passes():
 def test_dry_run_of_the_demo_plans_every_step():
     proc = snakemake("-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr
-    for rule in ("simulate", "ingest", "summarize_sessions", "session_figures", "all"):
+    # Everything after ingest is planned once ingest says what each session holds (or
+    # that it failed): a dry run from scratch shows the steps up to the checkpoint.
+    for rule in ("simulate", "ingest", "all"):
         assert rule in proc.stdout
-    assert "ingest                    3" in proc.stdout  # one per demo session
+    assert re.search(r"^ingest\s+3$", proc.stdout, re.M)  # one per demo session
 
 
 def test_a_config_that_fails_the_schema_stops_at_start_naming_the_key(tmp_path):

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from neuroseq import __version__
-from neuroseq.config import ingest_options, load_config
+from neuroseq.config import check_session_id, ingest_options, load_config
 from neuroseq.errors import InputError, NeuroseqError
+from neuroseq.status import write_status
 
 log = logging.getLogger("neuroseq")
 
@@ -34,21 +37,44 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace) -> None:
     from neuroseq.io.ingest import ingest_file
-    from neuroseq.io.output import write_dataset
+    from neuroseq.io.output import session_contents, write_dataset
+    from neuroseq.io.remote import is_url
 
     config = load_config(args.config)
-    session_id = args.session or Path(args.input).stem
-    options = ingest_options(config, args.session)
-    ds = ingest_file(args.input, session_id=session_id, **options)
-    write_dataset(
-        ds,
-        args.output,
-        schema="neuroseq.session/1",
-        session_id=session_id,
-        source_file=args.input,
-        params=options,
-    )
+    name = urlsplit(args.input).path if is_url(args.input) else args.input
+    session_id = args.session if args.session is not None else Path(name).stem
+    check_session_id(session_id, source="--session" if args.session is not None else name)
+    try:
+        options = ingest_options(config, args.session)
+        ds = ingest_file(args.input, session_id=session_id, remote=config["remote"], **options)
+        write_dataset(
+            ds,
+            args.output,
+            schema="neuroseq.session/1",
+            session_id=session_id,
+            source_file=args.input,
+            params=options,
+        )
+    except InputError as exc:
+        if args.status is None:
+            raise
+        # Bad input is this session's outcome, not a crash: record it for the workflow,
+        # which fails this session's own job with the message and goes on with the rest.
+        write_status(
+            args.status, session_id=session_id, step="ingest", source=args.input, error=exc
+        )
+        print(f"neuroseq ingest: error: {exc}", file=sys.stderr)
+        log.error("recorded the failure in %s", args.status)
+        return
     log.info("wrote %s", args.output)
+    if args.status is not None:
+        write_status(
+            args.status,
+            session_id=session_id,
+            step="ingest",
+            source=args.input,
+            contents=session_contents(args.output),
+        )
 
 
 def _psychometric(args: argparse.Namespace) -> None:
@@ -80,6 +106,14 @@ def _decode(args: argparse.Namespace) -> None:
     # One thread per process unless the rule asks for more: these machines run torch and
     # BLAS many times slower with two threads than with one.
     torch.set_num_threads(args.threads)
+    # Which GPUs the scheduler gave this job (SLURM sets CUDA_VISIBLE_DEVICES for a job
+    # that asked for one), and what torch makes of it: the log shows where training ran.
+    log.info(
+        "CUDA_VISIBLE_DEVICES=%s; torch sees %d CUDA device(s); %d CPU thread(s)",
+        os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
+        torch.cuda.device_count(),
+        args.threads,
+    )
     options = load_config(args.config)["decoding"]
     session = read_dataset(args.input, schema="neuroseq.session/1")
     with threadpool_limits(args.threads):
@@ -189,6 +223,40 @@ def _summary_figures(args: argparse.Namespace) -> None:
         log.info("wrote %s", path)
 
 
+def _status(args: argparse.Namespace) -> int | None:
+    import neuroseq.status as status
+
+    records = [status.read_status(p) for p in args.inputs]
+    for line in status.status_lines(records):
+        print(line)
+    if args.html is not None:
+        _write_text(args.html, status.status_html(records))
+    if args.csv is not None:
+        _write_text(args.csv, status.status_frame(records).to_csv(index=False))
+    failed = [r for r in records if r["status"] == "failed"]
+    if args.fail and failed:
+        for r in failed:
+            print(
+                f"neuroseq status: session {r['session_id']} failed at {r['step']}: "
+                f"{r['error']['message']}",
+                file=sys.stderr,
+            )
+        return 1
+    return None
+
+
+def _write_text(path: Path, text: str) -> None:
+    import tempfile
+
+    from neuroseq.io.output import publish
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    publish(tmp, path)
+
+
 #: `neuroseq <analysis>-figures`: the report module, and its per-session and summary makers.
 ANALYSIS_FIGURES = {
     "psychometric": (
@@ -254,9 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="default: config demo.seed")
 
     p = step("ingest", _ingest, "NWB file or CSV trial table -> session.nc")
-    p.add_argument("input", type=Path, help="NWB file or CSV trial table")
+    # A str, not a Path: Path would fold the "//" of an http(s) URL.
+    p.add_argument("input", help="NWB file or CSV trial table: a path or an http(s) URL")
     p.add_argument("-o", "--output", type=Path, required=True, help="session.nc to write")
     p.add_argument("--session", help="session id in the config (applies its overrides)")
+    p.add_argument(
+        "--status",
+        type=Path,
+        help="write the outcome (ok, or the bad-input error) to this JSON file; bad input "
+        "is then recorded there and the command exits 0",
+    )
 
     p = step("psychometric", _psychometric, "lapse models fitted and compared -> psychometric.nc")
     p.add_argument("input", type=Path, help="session.nc")
@@ -311,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="pruning.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("status", _status, "print (and tabulate) the sessions' status records")
+    p.add_argument("inputs", type=Path, nargs="+", help="status.json files")
+    p.add_argument("--html", type=Path, help="write an HTML table (the report's)")
+    p.add_argument("--csv", type=Path, help="write a CSV table")
+    p.add_argument("--fail", action="store_true", help="exit 1 when a session failed")
     return parser
 
 
@@ -322,8 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
-        args.func(args)
+        return args.func(args) or 0
     except NeuroseqError as exc:
         print(f"neuroseq {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
