@@ -97,6 +97,36 @@ def _decode(args: argparse.Namespace) -> None:
     log.info("wrote %s (mean R2: %s)", args.output, best)
 
 
+def _nngp(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.nngp.analysis import SCHEMA, run_nngp
+
+    # One thread per process unless the rule asks for more (see _decode).
+    torch.set_num_threads(args.threads)
+    options = load_config(args.config)["nngp"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_nngp(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info(
+        "wrote %s (NNGP %.3f; widest network %.3f)",
+        args.output,
+        float(ds.nngp_score),
+        float(ds.score.isel(width=-1).mean()),
+    )
+
+
 def _summarize(args: argparse.Namespace) -> None:
     """Summaries across sessions; what is summarized follows the inputs' schema."""
     from neuroseq.io.output import read_dataset, write_dataset
@@ -116,6 +146,11 @@ def _summarize(args: argparse.Namespace) -> None:
 
         ds = summarize_decoding([read_dataset(p, schema=kind) for p in args.inputs])
         schema = "neuroseq.summary.decoding/1"
+    elif kind == "neuroseq.nngp/1":
+        from neuroseq.nngp.analysis import SUMMARY_SCHEMA, summarize_nngp
+
+        ds = summarize_nngp([read_dataset(p, schema=kind) for p in args.inputs])
+        schema = SUMMARY_SCHEMA
     else:
         raise InputError(
             args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
@@ -153,6 +188,7 @@ ANALYSIS_FIGURES = {
         "psychometric_summary_figure",
     ),
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
+    "nngp": ("neuroseq.report.nngp", "nngp_figures", "nngp_summary_figure"),
 }
 
 
@@ -194,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("decode", _decode, "decoders of behaviour from activity -> decoding.nc")
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="decoding.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("nngp", _nngp, "NNGP against finite-width networks on trial targets -> nngp.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="nngp.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
     for analysis in ANALYSIS_FIGURES:

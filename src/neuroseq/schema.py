@@ -64,6 +64,8 @@ _PROVIDERS = {
     "neuroseq.summary.psychometric/1": "neuroseq.psychometric.analysis",
     "neuroseq.decoding/1": "neuroseq.decoding.evaluate",
     "neuroseq.summary.decoding/1": "neuroseq.decoding.evaluate",
+    "neuroseq.nngp/1": "neuroseq.nngp.analysis",
+    "neuroseq.summary.nngp/1": "neuroseq.nngp.analysis",
 }
 
 

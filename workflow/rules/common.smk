@@ -6,6 +6,7 @@ import yaml
 
 from neuroseq.config import session_path
 from neuroseq.io import session_contents
+from neuroseq.nngp.data import workflow_needs
 
 RESULTS = config["results_dir"]
 SESSIONS = sorted(config["sessions"])
@@ -14,7 +15,11 @@ DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
 # What each analysis needs a session to hold (see neuroseq.io.session_contents).
-NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}}
+NEEDS = {
+    "psychometric": {"choices"},
+    "decoding": {"units", "behavior"},
+    "nngp": workflow_needs(config["nngp"]["target"]),
+}
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
 TORCH_GPUS = 1 if config["gpus"] else 0
 
@@ -68,6 +73,10 @@ def decoding_results(wildcards):
     return [f"{RESULTS}/decoding/{s}.nc" for s in sessions_for("decoding")]
 
 
+def nngp_results(wildcards):
+    return [f"{RESULTS}/nngp/{s}.nc" for s in sessions_for("nngp")]
+
+
 def analysis_figures(analysis, names):
     """One session's figures of an analysis, for the sessions it runs on."""
     return [
@@ -102,6 +111,12 @@ def analysis_outputs(wildcards):
             f"{RESULTS}/summary/decoding.nc",
             f"{RESULTS}/figures/summary/decoding.png",
             *analysis_figures("decoding", ("traces", "r2", "learning")),
+        ]
+    if sessions_for("nngp"):
+        outputs += [
+            f"{RESULTS}/summary/nngp.nc",
+            f"{RESULTS}/figures/summary/nngp.png",
+            *analysis_figures("nngp", ("width", "uncertainty")),
         ]
     return outputs
 
