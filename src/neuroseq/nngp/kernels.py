@@ -40,6 +40,8 @@ CLOSED_FORMS = ("relu", "erf", "linear")
 NUMERICAL = {"tanh": np.tanh, "sigmoid": lambda u: 0.5 * (1.0 + np.tanh(0.5 * u))}
 ACTIVATIONS = (*CLOSED_FORMS, *NUMERICAL)
 
+#: Most Gauss-Hermite nodes tried for a numerical activation's moments.
+MAX_NODES = 1 << 14
 #: Elements of one block of the kernel (rows x columns); a few such arrays live at once.
 DEFAULT_BLOCK_ELEMENTS = 1 << 22  # 32 MB of float64 per array
 
@@ -128,7 +130,7 @@ class _Erf(_Expectation):
         return c
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def _hermite_table(n_nodes: int, n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gauss-Hermite nodes z, sqrt(weights) and U[q, n] = sqrt(w_q) h_n(z_q).
 
@@ -158,7 +160,8 @@ class _Hermite(_Expectation):
     and Parseval gives E[phi(s z)^2] = sum_n a_n(s)^2. The remainder after ``T`` terms is
     at most ``|rho|^(T+1) sqrt(r_1 r_2)`` (Cauchy-Schwarz), ``r_i`` the part of
     E[phi^2] the first ``T`` terms leave out; ``T`` grows until every ``r_i <= tol``.
-    Coefficients come from Gauss-Hermite quadrature with ``2 T + 64`` nodes or more.
+    Coefficients come from Gauss-Hermite quadrature whose node count doubles until they
+    move by less than ``tol / 10``.
     """
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], tol: float, max_terms: int):
@@ -166,16 +169,51 @@ class _Hermite(_Expectation):
         self.tol = tol
         self.max_terms = max_terms
 
-    def _moments(self, s: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
-        n_nodes = max(2 * n_terms + 64, 128)
+    def _rule(self, s: np.ndarray, n_terms: int, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients a_n(s) (n < n_terms) and E[phi(s z)^2] with an n_nodes-point rule."""
         z, root_w, U = _hermite_table(n_nodes, n_terms)
-        values = np.asarray(self.fn(np.multiply.outer(s, z)), dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise InputError(
-                "activation", "values", "finite activations at the quadrature nodes", "NaN/inf"
-            )
-        values *= root_w
-        return values @ U, np.einsum("iq,iq->i", values, values)
+        coef, second = np.empty((len(s), n_terms)), np.empty(len(s))
+        chunk = max(1, (1 << 21) // n_nodes)  # bounds the values array at ~16 MB
+        for i in range(0, len(s), chunk):
+            values = np.asarray(self.fn(np.multiply.outer(s[i : i + chunk], z)), dtype=np.float64)
+            if not np.isfinite(values).all():
+                raise InputError(
+                    "nngp_kernel",
+                    "activation",
+                    "finite values at the quadrature nodes",
+                    f"NaN/inf for pre-activation std up to {s.max():.3g}",
+                )
+            values *= root_w
+            coef[i : i + chunk] = values @ U
+            second[i : i + chunk] = np.einsum("iq,iq->i", values, values)
+        return coef, second
+
+    def _moments(self, s: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rule's nodes double until nothing moves by more than tol / 10.
+
+        Gauss-Hermite quadrature of a function analytic only in a strip (tanh has poles
+        at +-i pi / 2s) converges like exp(-c sqrt(nodes)), so the node count is found
+        by doubling, not fixed; distinct variances are integrated once.
+        """
+        s_unique, inverse = np.unique(s, return_inverse=True)
+        n_nodes = max(2 * n_terms + 64, 128, getattr(self, "_nodes", 0))
+        coef, second = self._rule(s_unique, n_terms, n_nodes)
+        while True:
+            if n_nodes > MAX_NODES:
+                raise InputError(
+                    "nngp_kernel",
+                    "activation",
+                    f"Gauss-Hermite moments converged within {MAX_NODES} nodes",
+                    f"no convergence at pre-activation std up to {s.max():.3g}",
+                )
+            finer = self._rule(s_unique, n_terms, 2 * n_nodes)
+            change = max(np.abs(finer[0] - coef).max(), np.abs(finer[1] - second).max())
+            coef, second = finer
+            if change <= 0.1 * self.tol:
+                break
+            n_nodes *= 2
+        self._nodes = n_nodes  # later layers start from the count that sufficed
+        return coef[inverse], second[inverse]
 
     def diag(self, k):
         return self._moments(np.sqrt(k), 2)[1]
@@ -259,8 +297,8 @@ class KernelSpec:
     activation: str | Callable = "relu"
     weight_var: float = 1.0
     bias_var: float = 0.0
-    tol: float = 1e-10
-    max_terms: int = 512
+    tol: float = 1e-9
+    max_terms: int = 1024
 
 
 def check_features(X: Any, name: str = "X", source: object = "nngp_kernel") -> np.ndarray:
@@ -332,11 +370,12 @@ def kernel_stack(
     # Per-layer diagonals and per-point states, shared by every block.
     k_cols = b + w * np.einsum("ij,ij->i", X, X) / d_in
     k_rows = k_cols if symmetric else b + w * np.einsum("ij,ij->i", X2, X2) / d_in
-    states = []
+    states, diagonals = [], [k_cols]
     for _ in range(max_depth):
         states.append(act.prepare(k_rows, k_cols))
         k_cols = b + w * act.diag(k_cols)
         k_rows = k_cols if symmetric else b + w * act.diag(k_rows)
+        diagonals.append(k_cols)
     n_rows, n_cols = len(X2), len(X)
     outputs = {d: np.empty((n_rows, n_cols)) for d in depths}
     block = max(1, block_elements // max(n_cols, 1))
@@ -356,6 +395,11 @@ def kernel_stack(
             k = act.cross(k, act.take(state_rows, rows), act.take(state_cols, cols))
             k *= w
             k += b
+            if symmetric:
+                # A numerical series is truncated within tol; on the diagonal the exact
+                # E[phi(u)^2] is known, and keeps K(X, X) consistent with kernel_diagonal.
+                i = np.arange(r1 - r0)
+                k[i, i] = diagonals[layer + 1][r0:r1]
     if symmetric:
         for K in outputs.values():
             lower = np.tril_indices(n_rows, -1)
@@ -372,8 +416,8 @@ def nngp_kernel(
     weight_var: float = 1.0,
     bias_var: float = 0.0,
     block_elements: int = DEFAULT_BLOCK_ELEMENTS,
-    tol: float = 1e-10,
-    max_terms: int = 512,
+    tol: float = 1e-9,
+    max_terms: int = 1024,
 ) -> np.ndarray:
     """The NNGP kernel K(X2, X) of a fully connected network of ``depth`` hidden layers.
 
