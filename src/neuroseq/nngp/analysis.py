@@ -203,7 +203,7 @@ def run_nngp(
         t0 = time.perf_counter()
         gp = (NNGPClassifier if classify else NNGPRegressor)(**gp_options).fit(X[train], y[train])
         if classify:
-            mean, std = gp.decision_function(X[test], return_std=True)
+            mean, std = gp.predict_mean(X[test], return_std=True)
             gp_pred[test] = gp.classes_[np.argmax(mean, axis=1)]
             onehot = np.where(y[test][:, None] == gp.classes_[None, :], TARGET_ON, TARGET_OFF)
             abs_error[test] = np.mean(np.abs(onehot - mean), axis=1)

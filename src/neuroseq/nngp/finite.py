@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
 
 from neuroseq.decoding.training import pick_device
 from neuroseq.errors import InputError
 from neuroseq.nngp.gp import TARGET_OFF, TARGET_ON
-from neuroseq.nngp.kernels import check_features
 from neuroseq.nngp.network import ACTIVATION_MODULES, FullyConnected
 from neuroseq.nngp.training import OPTIMIZERS, predict_network, train_network
+from neuroseq.nngp.validation import fit_data, predict_data
 
 
 class _FiniteMLP(BaseEstimator):
@@ -112,16 +111,10 @@ class _FiniteMLP(BaseEstimator):
             seed=seed,
             device=self.device_,
         )
-        self.n_features_in_ = X.shape[1]
         self.diverged_ = not all(bool(torch.isfinite(p).all()) for p in self.net_.parameters())
 
     def _outputs(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "net_")
-        X = check_features(X, "X", source=type(self).__name__)
-        if X.shape[1] != self.n_features_in_:
-            raise InputError(
-                type(self).__name__, "X", f"{self.n_features_in_} features", f"{X.shape[1]}"
-            )
+        X = predict_data(self, X, "net_")
         return predict_network(self.net_, X, self.device_)
 
 
@@ -151,16 +144,18 @@ class FiniteMLPRegressor(RegressorMixin, _FiniteMLP):
 
     def fit(self, X: Any, y: Any) -> FiniteMLPRegressor:
         """Train on (X, y); ``y`` is (n,) or (n, n_outputs)."""
-        X = check_features(X, "X", source="FiniteMLPRegressor")
-        Y = np.asarray(y, dtype=np.float64)
+        X, Y = fit_data(self, X, y, classifier=False)
         self._single_output_ = Y.ndim == 1
         Y = Y.reshape(len(Y), -1)
-        if len(Y) != len(X) or not np.isfinite(Y).all():
-            raise InputError("FiniteMLPRegressor", "y", f"{len(X)} finite targets", f"{Y.shape}")
         self.y_mean_ = Y.mean(axis=0)
         self.y_scale_ = np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
         self._fit_targets(X, (Y - self.y_mean_) / self.y_scale_, None)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets."""
@@ -177,20 +172,23 @@ class FiniteMLPClassifier(ClassifierMixin, _FiniteMLP):
 
     def fit(self, X: Any, y: Any) -> FiniteMLPClassifier:
         """Train on (X, labels)."""
-        X = check_features(X, "X", source="FiniteMLPClassifier")
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise InputError("FiniteMLPClassifier", "y", f"{len(X)} labels", f"{y.shape}")
+        X, y = fit_data(self, X, y, classifier=True)
         self.classes_, labels = np.unique(y, return_inverse=True)
         Y = np.full((len(y), len(self.classes_)), TARGET_OFF)
         Y[np.arange(len(y)), labels] = TARGET_ON
         self._fit_targets(X, Y, labels)
         return self
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Network outputs per class."""
+    def predict_mean(self, X: Any) -> np.ndarray:
+        """Network outputs per class (n, n_classes)."""
         return self._outputs(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Outputs per class; for two classes, the second's minus the first's."""
+        out = self._outputs(X)
+        return out[:, 1] - out[:, 0] if len(self.classes_) == 2 else out
 
     def predict(self, X: Any) -> np.ndarray:
         """The class with the largest output."""
-        return self.classes_[np.argmax(self._outputs(X), axis=1)]
+        out = self._outputs(X)
+        return self.classes_[np.argmax(out, axis=1)]

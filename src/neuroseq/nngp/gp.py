@@ -16,17 +16,16 @@ from typing import Any
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, eigh, solve_triangular
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
 
 from neuroseq.errors import InputError
 from neuroseq.nngp.kernels import (
     ACTIVATIONS,
     DEFAULT_BLOCK_ELEMENTS,
     KernelSpec,
-    check_features,
     kernel_diagonal,
     kernel_stack,
 )
+from neuroseq.nngp.validation import fit_data, predict_data
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,6 @@ class _NNGPBase(BaseEstimator):
             ) from exc
         self.dual_coef_ = cho_solve((self.cholesky_, True), Y, check_finite=False)
         self.X_train_ = X
-        self.n_features_in_ = X.shape[1]
         log.debug(
             "NNGP chose depth %d, weight_var %g, bias_var %g, noise %g (%s %.4g)",
             self.depth_,
@@ -175,15 +173,7 @@ class _NNGPBase(BaseEstimator):
     # -- prediction ---------------------------------------------------------------------
 
     def _predict_targets(self, X: Any, return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        check_is_fitted(self, "dual_coef_")
-        X = check_features(X, "X", source=type(self).__name__)
-        if X.shape[1] != self.n_features_in_:
-            raise InputError(
-                type(self).__name__,
-                "X",
-                f"{self.n_features_in_} features as in fit",
-                f"{X.shape[1]} features",
-            )
+        X = predict_data(self, X, "dual_coef_")
         n_train = len(self.X_train_)
         chunk = max(1, self.block_elements // n_train)
         means, stds = [], []
@@ -239,23 +229,18 @@ class NNGPRegressor(RegressorMixin, _NNGPBase):
 
     def fit(self, X: Any, y: Any) -> NNGPRegressor:
         """Choose the hyperparameters on (X, y) and fit; ``y`` is (n,) or (n, n_outputs)."""
-        X = check_features(X, "X", source="NNGPRegressor")
-        Y = np.asarray(y, dtype=np.float64)
+        X, Y = fit_data(self, X, y, classifier=False)
         self._single_output_ = Y.ndim == 1
-        Y = Y.reshape(len(Y), -1) if Y.ndim == 1 else Y
-        if Y.ndim != 2 or len(Y) != len(X) or not np.isfinite(Y).all():
-            raise InputError(
-                "NNGPRegressor",
-                "y",
-                f"{len(X)} finite targets, one per row of X",
-                f"shape {np.shape(y)}, {int((~np.isfinite(Y)).sum())} non-finite",
-            )
-        if len(X) < 2:
-            raise InputError("NNGPRegressor", "X", "at least 2 samples", f"{len(X)}")
+        Y = Y.reshape(len(Y), -1)
         self.y_mean_ = Y.mean(axis=0)
         self.y_scale_ = np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
         self._fit_targets(X, (Y - self.y_mean_) / self.y_scale_, None)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def predict(self, X: Any, return_std: bool = False):
         """Predictive mean (and standard deviation of the latent function)."""
@@ -282,33 +267,32 @@ class NNGPClassifier(ClassifierMixin, _NNGPBase):
 
     Notes
     -----
-    The predicted class is the argmax of the predictive means; ``decision_function``
-    returns the means and, with ``return_std=True``, the predictive standard deviation,
-    which is one number per sample (every output shares the kernel). Lee et al. (2018),
-    Sec. 3 and 4.
+    The predicted class is the argmax of the predictive means; ``predict_mean`` returns
+    the means and, with ``return_std=True``, the predictive standard deviation, which is
+    one number per sample (every output shares the kernel). Lee et al. (2018), Sec. 3
+    and 4.
     """
 
     def fit(self, X: Any, y: Any) -> NNGPClassifier:
         """Choose the hyperparameters on (X, y) and fit."""
-        X = check_features(X, "X", source="NNGPClassifier")
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise InputError(
-                "NNGPClassifier", "y", f"{len(X)} labels, one per row of X", f"shape {y.shape}"
-            )
+        X, y = fit_data(self, X, y, classifier=True)
         self.classes_, labels = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise InputError("NNGPClassifier", "y", "at least 2 classes", f"{self.classes_}")
         Y = np.full((len(y), len(self.classes_)), TARGET_OFF)
         Y[np.arange(len(y)), labels] = TARGET_ON
         self._fit_targets(X, Y, labels)
         return self
 
-    def decision_function(self, X: Any, return_std: bool = False):
+    def predict_mean(self, X: Any, return_std: bool = False):
         """Predictive means per class (n, n_classes), and the predictive std (n,)."""
         mean, std = self._predict_targets(X, return_std)
         return (mean, std) if return_std else mean
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The means per class; for two classes, the second's minus the first's."""
+        mean = self.predict_mean(X)
+        return mean[:, 1] - mean[:, 0] if len(self.classes_) == 2 else mean
+
     def predict(self, X: Any) -> np.ndarray:
         """The class with the largest predictive mean."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        mean = self.predict_mean(X)
+        return self.classes_[np.argmax(mean, axis=1)]

@@ -52,8 +52,9 @@ def train_network(
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     net.to(device)
-    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
-    Yt = torch.as_tensor(Y, dtype=torch.float32, device=device)
+    # Copies: the inputs may be read-only (memory-mapped) arrays.
+    Xt = torch.tensor(X, dtype=torch.float32, device=device)
+    Yt = torch.tensor(Y, dtype=torch.float32, device=device)
     train_idx = torch.as_tensor(np.flatnonzero(~val))
     val_idx = torch.as_tensor(np.flatnonzero(val), device=device)
     if optimizer == "adam":
@@ -101,10 +102,19 @@ def train_network(
 
 @torch.no_grad()
 def predict_network(net: nn.Module, X: np.ndarray, device: torch.device, batch: int = 4096):
-    """Network outputs for ``X`` as float64 numpy."""
+    """Network outputs for ``X`` as float64 numpy, computed in float64.
+
+    Inference in double precision makes a sample's prediction independent of the batch
+    it is computed in (float32 matrix products round differently per batch size); the
+    float32 -> float64 -> float32 round trip of the weights is exact.
+    """
     net.eval()
-    out = [
-        net(torch.as_tensor(X[i : i + batch], dtype=torch.float32, device=device)).cpu().numpy()
-        for i in range(0, len(X), batch)
-    ]
-    return np.concatenate(out).astype(np.float64)
+    net.double()
+    try:
+        out = [
+            net(torch.tensor(X[i : i + batch], dtype=torch.float64, device=device)).cpu().numpy()
+            for i in range(0, len(X), batch)
+        ]
+    finally:
+        net.float()
+    return np.concatenate(out)
