@@ -280,6 +280,11 @@ def run_nngp(
         gp_seconds,
         chosen,
     )
+    ds["prediction"] = (
+        ("model", "width", "seed", "sample"),
+        mlp_pred.astype(str) if classify else mlp_pred.astype(float),
+        {"units": ds.target.attrs["units"], "long_name": "held-out prediction of each network"},
+    )
     ds.attrs.update(
         target=target,
         task=data.task,
