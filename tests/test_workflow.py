@@ -49,6 +49,17 @@ TINY = {
         "cv_folds": 3,
         "models": ["psychometric", "exploration"],
     },
+    # ~65 trials a session: small networks, one seed, to keep the test short.
+    "nngp": {
+        "target": "wheel_velocity",
+        "window_s": [0.2, 0.7],
+        "n_folds": 3,
+        "min_trials": 20,
+        "depth": [1, 2],
+        "widths": [8, 32],
+        "n_seeds": 1,
+        "mlp": {"max_epochs": 30},
+    },
 }
 
 
@@ -108,6 +119,14 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         assert "ceiling_r2" in decoded
         assert (results / "figures" / session / "decoding_r2.png").is_file()
     assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
+    for session in TINY["sessions"]:
+        nngp = read_dataset(results / "nngp" / f"{session}.nc", "neuroseq.nngp/1")
+        assert nngp.width.values.tolist() == [8, 32]
+        assert np.isfinite(float(nngp.nngp_score))
+        for name in ("width", "uncertainty"):
+            assert (results / "figures" / session / f"nngp_{name}.png").is_file()
+    assert read_dataset(results / "summary" / "nngp.nc").sizes["session"] == 2
+    assert (results / "figures" / "summary" / "nngp.png").is_file()
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -120,3 +139,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "demo_02" in html
     assert "Psychometric" in html
     assert "Decoding" in html
+    assert "NNGP" in html

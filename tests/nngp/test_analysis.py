@@ -37,7 +37,7 @@ def deterministic_torch():
 
 def synthetic_session(n_trials=120, n_units=20, seed=0, bin_s=0.02):
     """Poisson units whose rate in the 0.5 s after each trial start depends on the trial's
-    condition (three classes) and monotonically but nonlinearly (tanh) on a continuous ``speed``."""
+    condition (three classes) and, monotonically but nonlinearly (tanh), on ``speed``."""
     rng = np.random.default_rng(seed)
     trial_s = 1.0
     n_bins = int(n_trials * trial_s / bin_s) + 50
@@ -84,9 +84,11 @@ def test_a_class_the_units_carry_is_decoded_and_the_output_validates(tmp_path):
     assert ds.score.shape == (1, 2, 2)
     assert (ds.score.sel(width=32) > 0.8).all()
     assert float(ds.nngp_score) >= float(ds.score.max())
-    assert ds.sizes["sample"] == 120 and (ds.predictive_std > 0).all()
+    assert ds.sizes["sample"] == 120
+    assert (ds.predictive_std > 0).all()
     chosen = json.loads(ds.attrs["chosen_hyperparameters"])
-    assert len(chosen) == 3 and all(c["depth"] in (1, 2) for c in chosen)
+    assert len(chosen) == 3
+    assert all(c["depth"] in (1, 2) for c in chosen)
     assert ds.chosen_depth.values.tolist() == [c["depth"] for c in chosen]
     # Pooled score recomputed from the stored predictions.
     assert float(ds.nngp_score) == pytest.approx(float((ds.nngp_prediction == ds.target).mean()))
