@@ -222,6 +222,13 @@ def test_bad_options_name_the_key(change, message):
         run_nngp(synthetic_session(n_trials=60), **options)
 
 
+def test_a_constant_target_is_an_input_error():
+    session = synthetic_session(n_trials=60)
+    session["speed"].values[:] = 1.5
+    with pytest.raises(InputError, match="expected a target that varies across trials"):
+        run_nngp(session, target="speed", task="regression", **FAST)
+
+
 def test_a_session_without_units_is_an_input_error():
     behaviour_only = synthetic_session(n_trials=40).drop_dims("unit")
     with pytest.raises(InputError, match="spike_counts: expected a session with units"):

@@ -67,6 +67,10 @@ def _check_sizes(data: TrialData, n_folds: int, min_trials: int, source: object)
             f"at least {max(min_trials, 2 * n_folds)} usable trials for nngp",
             f"{n} (dropped: {data.dropped or 'none'})",
         )
+    if data.task == "regression" and np.ptp(data.target) == 0:
+        raise InputError(
+            source, "nngp.target", "a target that varies across trials", "one constant value"
+        )
     if data.task == "classification":
         labels, counts = np.unique(data.target.astype(str), return_counts=True)
         if len(labels) < 2 or counts.min() < n_folds:
