@@ -26,9 +26,10 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/psychometric.smk"
 include: "workflow/rules/decoding.smk"
 include: "workflow/rules/uae.smk"
+include: "workflow/rules/nngp.smk"
+include: "workflow/rules/pruning.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/pruning.smk"
 
 
 rule all:

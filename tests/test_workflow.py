@@ -77,6 +77,17 @@ TINY = {
         "transfer_from": "demo_01",
         "autoencoder": {"max_epochs": 20},
     },
+    # ~65 trials a session: small networks, one seed, to keep the test short.
+    "nngp": {
+        "target": "wheel_velocity",
+        "window_s": [0.2, 0.7],
+        "n_folds": 3,
+        "min_trials": 20,
+        "depth": [1, 2],
+        "widths": [8, 32],
+        "n_seeds": 1,
+        "mlp": {"max_epochs": 30},
+    },
 }
 
 
@@ -154,6 +165,14 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert uae.attrs["transfer_source"] == "demo_01"
     assert read_dataset(results / "summary" / "uae.nc").sizes["session"] == 2
     assert (results / "figures" / "summary" / "uae.png").is_file()
+    for session in TINY["sessions"]:
+        nngp = read_dataset(results / "nngp" / f"{session}.nc", "neuroseq.nngp/1")
+        assert nngp.width.values.tolist() == [8, 32]
+        assert np.isfinite(float(nngp.nngp_score))
+        for name in ("width", "uncertainty"):
+            assert (results / "figures" / session / f"nngp_{name}.png").is_file()
+    assert read_dataset(results / "summary" / "nngp.nc").sizes["session"] == 2
+    assert (results / "figures" / "summary" / "nngp.png").is_file()
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -168,3 +187,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "Decoding" in html
     assert "Pruning" in html
     assert "Compressed sensing" in html
+    assert "NNGP" in html

@@ -160,6 +160,36 @@ def _uae(args: argparse.Namespace) -> None:
     log.info("wrote %s (mean recon_error per method and m: %s)", args.output, errors)
 
 
+def _nngp(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.nngp.analysis import SCHEMA, run_nngp
+
+    # One thread per process unless the rule asks for more (see _decode).
+    torch.set_num_threads(args.threads)
+    options = load_config(args.config)["nngp"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_nngp(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info(
+        "wrote %s (NNGP %.3f; widest network %.3f)",
+        args.output,
+        float(ds.nngp_score),
+        float(ds.score.isel(width=-1).mean()),
+    )
+
+
 #: `neuroseq summarize`: input schema -> (module, summarizing function, summary schema).
 SUMMARIES = {
     "neuroseq.psychometric/1": (
@@ -178,6 +208,7 @@ SUMMARIES = {
         "neuroseq.summary.pruning/1",
     ),
     "neuroseq.uae/1": ("neuroseq.latent.uae_analysis", "summarize_uae", "neuroseq.summary.uae/1"),
+    "neuroseq.nngp/1": ("neuroseq.nngp.analysis", "summarize_nngp", "neuroseq.summary.nngp/1"),
 }
 
 
@@ -267,6 +298,7 @@ ANALYSIS_FIGURES = {
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
     "pruning": ("neuroseq.report.pruning", "pruning_figures", "pruning_summary_figure"),
     "uae": ("neuroseq.report.uae", "uae_figures", "uae_summary_figure"),
+    "nngp": ("neuroseq.report.nngp", "nngp_figures", "nngp_summary_figure"),
 }
 
 
@@ -351,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="session.nc of another session: its learnt encoder is applied here and only "
         "the decoder is re-learnt (method uae_transfer)",
     )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("nngp", _nngp, "NNGP against finite-width networks on trial targets -> nngp.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="nngp.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
     for analysis in ANALYSIS_FIGURES:

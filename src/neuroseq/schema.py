@@ -68,6 +68,8 @@ _PROVIDERS = {
     "neuroseq.summary.pruning/1": "neuroseq.pruning.analysis",
     "neuroseq.uae/1": "neuroseq.latent.uae_analysis",
     "neuroseq.summary.uae/1": "neuroseq.latent.uae_analysis",
+    "neuroseq.nngp/1": "neuroseq.nngp.analysis",
+    "neuroseq.summary.nngp/1": "neuroseq.nngp.analysis",
 }
 
 

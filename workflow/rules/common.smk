@@ -20,6 +20,7 @@ import yaml
 from neuroseq.config import session_path
 from neuroseq.io.remote import is_url
 from neuroseq.status import read_status
+from neuroseq.nngp.data import workflow_needs
 
 RESULTS = config["results_dir"]
 SESSIONS = sorted(config["sessions"])
@@ -27,10 +28,17 @@ DEMO_DIR = config["demo"]["directory"]
 DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
-# What each analysis needs a session to hold (see neuroseq.io.session_contents).
-NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}}
-NEEDS["pruning"] = {"units", "behavior"}
-NEEDS["uae"] = {"units"}
+# Every analysis: what a session must hold for it (see neuroseq.io.session_contents) and
+# the names of its per-session figures. The final target asks for an analysis's results,
+# summary and figures only on the sessions that can feed it.
+ANALYSES = {
+    "psychometric": ({"choices"}, ("curves", "comparison", "lapses")),
+    "decoding": ({"units", "behavior"}, ("traces", "r2", "learning")),
+    "pruning": ({"units", "behavior"}, ("tickets",)),
+    "uae": ({"units"}, ("error",)),
+    "nngp": (workflow_needs(config["nngp"]["target"]), ("width", "uncertainty")),
+}
+NEEDS = {name: needs for name, (needs, _) in ANALYSES.items()}
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
 TORCH_GPUS = 1 if config["gpus"] else 0
 
@@ -184,20 +192,13 @@ def sessions_for(analysis):
     ]
 
 
-def psychometric_results(wildcards):
-    return [f"{RESULTS}/psychometric/{s}.nc" for s in sessions_for("psychometric")]
+def results_of(analysis):
+    """An input function: the per-session results of `analysis` (for its summary)."""
 
+    def results(wildcards):
+        return [f"{RESULTS}/{analysis}/{s}.nc" for s in sessions_for(analysis)]
 
-def decoding_results(wildcards):
-    return [f"{RESULTS}/decoding/{s}.nc" for s in sessions_for("decoding")]
-
-
-def pruning_results(wildcards):
-    return [f"{RESULTS}/pruning/{s}.nc" for s in sessions_for("pruning")]
-
-
-def uae_results(wildcards):
-    return [f"{RESULTS}/uae/{s}.nc" for s in sessions_for("uae")]
+    return results
 
 
 def analysis_figures(analysis, names):
@@ -244,30 +245,13 @@ def session_outputs(wildcards):
 def analysis_outputs(wildcards):
     """What the final target asks of the analyses, only where a session can feed them."""
     outputs = []
-    if sessions_for("psychometric"):
-        outputs += [
-            f"{RESULTS}/summary/psychometric.nc",
-            f"{RESULTS}/figures/summary/psychometric.png",
-            *analysis_figures("psychometric", ("curves", "comparison", "lapses")),
-        ]
-    if sessions_for("decoding"):
-        outputs += [
-            f"{RESULTS}/summary/decoding.nc",
-            f"{RESULTS}/figures/summary/decoding.png",
-            *analysis_figures("decoding", ("traces", "r2", "learning")),
-        ]
-    if sessions_for("pruning"):
-        outputs += [
-            f"{RESULTS}/summary/pruning.nc",
-            f"{RESULTS}/figures/summary/pruning.png",
-            *analysis_figures("pruning", ("tickets",)),
-        ]
-    if sessions_for("uae"):
-        outputs += [
-            f"{RESULTS}/summary/uae.nc",
-            f"{RESULTS}/figures/summary/uae.png",
-            *analysis_figures("uae", ("error",)),
-        ]
+    for analysis, (_, figures) in ANALYSES.items():
+        if sessions_for(analysis):
+            outputs += [
+                f"{RESULTS}/summary/{analysis}.nc",
+                f"{RESULTS}/figures/summary/{analysis}.png",
+                *analysis_figures(analysis, figures),
+            ]
     return outputs
 
 

@@ -22,7 +22,7 @@ rule decode:
 
 rule summarize_decoding:
     input:
-        decoding_results,
+        results_of("decoding"),
     output:
         f"{RESULTS}/summary/decoding.nc",
     log:

@@ -22,7 +22,7 @@ rule prune:
 
 rule summarize_pruning:
     input:
-        pruning_results,
+        results_of("pruning"),
     output:
         f"{RESULTS}/summary/pruning.nc",
     log:

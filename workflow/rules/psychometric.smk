@@ -19,7 +19,7 @@ rule psychometric:
 
 rule summarize_psychometric:
     input:
-        psychometric_results,
+        results_of("psychometric"),
     output:
         f"{RESULTS}/summary/psychometric.nc",
     log:

@@ -25,7 +25,7 @@ rule uae:
 
 rule summarize_uae:
     input:
-        uae_results,
+        results_of("uae"),
     output:
         f"{RESULTS}/summary/uae.nc",
     log:
