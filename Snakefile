@@ -25,6 +25,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/psychometric.smk"
 include: "workflow/rules/decoding.smk"
+include: "workflow/rules/oivae.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 

@@ -97,6 +97,35 @@ def _decode(args: argparse.Namespace) -> None:
     log.info("wrote %s (mean R2: %s)", args.output, best)
 
 
+def _oivae(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.latent.oivae_analysis import SCHEMA, run_oivae
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["oivae"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_oivae(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info(
+        "wrote %s (lambda %g, %d active latents)",
+        args.output,
+        float(ds.lambda_chosen),
+        int(ds.active.sum()),
+    )
+
+
 def _summarize(args: argparse.Namespace) -> None:
     """Summaries across sessions; what is summarized follows the inputs' schema."""
     from neuroseq.io.output import read_dataset, write_dataset
@@ -116,6 +145,11 @@ def _summarize(args: argparse.Namespace) -> None:
 
         ds = summarize_decoding([read_dataset(p, schema=kind) for p in args.inputs])
         schema = "neuroseq.summary.decoding/1"
+    elif kind == "neuroseq.oivae/1":
+        from neuroseq.latent.oivae_analysis import SUMMARY_SCHEMA as schema
+        from neuroseq.latent.oivae_analysis import summarize_oivae
+
+        ds = summarize_oivae([read_dataset(p, schema=kind) for p in args.inputs])
     else:
         raise InputError(
             args.inputs[0], "attrs neuroseq_schema", "a session or analysis result", repr(kind)
@@ -153,6 +187,7 @@ ANALYSIS_FIGURES = {
         "psychometric_summary_figure",
     ),
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
+    "oivae": ("neuroseq.report.oivae", "oivae_figures", "oivae_summary_figure"),
 }
 
 
@@ -194,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("decode", _decode, "decoders of behaviour from activity -> decoding.nc")
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="decoding.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("oivae", _oivae, "oi-VAE latent-to-group maps along a lambda path -> oivae.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="oivae.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
     for analysis in ANALYSIS_FIGURES:

@@ -42,6 +42,7 @@ DIMS = frozenset(
         "sample",
         "method",
         "init",
+        "penalty",
     }
 )
 
@@ -64,6 +65,8 @@ _PROVIDERS = {
     "neuroseq.summary.psychometric/1": "neuroseq.psychometric.analysis",
     "neuroseq.decoding/1": "neuroseq.decoding.evaluate",
     "neuroseq.summary.decoding/1": "neuroseq.decoding.evaluate",
+    "neuroseq.oivae/1": "neuroseq.latent.oivae_analysis",
+    "neuroseq.summary.oivae/1": "neuroseq.latent.oivae_analysis",
 }
 
 

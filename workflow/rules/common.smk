@@ -6,6 +6,7 @@ import yaml
 
 from neuroseq.config import session_path
 from neuroseq.io import session_contents
+from neuroseq.latent.oivae_data import oivae_groups
 
 RESULTS = config["results_dir"]
 SESSIONS = sorted(config["sessions"])
@@ -14,7 +15,7 @@ DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
 # What each analysis needs a session to hold (see neuroseq.io.session_contents).
-NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}}
+NEEDS = {"psychometric": {"choices"}, "decoding": {"units", "behavior"}, "oivae": set()}
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
 TORCH_GPUS = 1 if config["gpus"] else 0
 
@@ -57,7 +58,15 @@ def sessions_for(analysis):
         for s in SESSIONS
         if NEEDS[analysis]
         <= session_contents(checkpoints.ingest.get(session=s).output[0])
+        and (analysis != "oivae" or oivae_ready(s))
     ]
+
+
+def oivae_ready(session):
+    """oi-VAE needs two groups or more (regions with units, body parts) in the session."""
+    path = checkpoints.ingest.get(session=session).output[0]
+    options = config["oivae"]
+    return len(oivae_groups(path, options["parts"], options["exclude_groups"])) >= 2
 
 
 def psychometric_results(wildcards):
@@ -66,6 +75,10 @@ def psychometric_results(wildcards):
 
 def decoding_results(wildcards):
     return [f"{RESULTS}/decoding/{s}.nc" for s in sessions_for("decoding")]
+
+
+def oivae_results(wildcards):
+    return [f"{RESULTS}/oivae/{s}.nc" for s in sessions_for("oivae")]
 
 
 def analysis_figures(analysis, names):
@@ -102,6 +115,12 @@ def analysis_outputs(wildcards):
             f"{RESULTS}/summary/decoding.nc",
             f"{RESULTS}/figures/summary/decoding.png",
             *analysis_figures("decoding", ("traces", "r2", "learning")),
+        ]
+    if sessions_for("oivae"):
+        outputs += [
+            f"{RESULTS}/summary/oivae.nc",
+            f"{RESULTS}/figures/summary/oivae.png",
+            *analysis_figures("oivae", ("map", "elbo", "recon")),
         ]
     return outputs
 
