@@ -49,6 +49,11 @@ TINY = {
         "cv_folds": 3,
         "models": ["psychometric", "exploration"],
     },
+    # Two minutes a session: two lambdas and few epochs (the numbers are tested elsewhere).
+    "oivae": {
+        "lambdas": [0, 1000],
+        "model": {"max_epochs": 8, "warmup_epochs": 2, "relax_epochs": 3},
+    },
 }
 
 
@@ -108,6 +113,13 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         assert "ceiling_r2" in decoded
         assert (results / "figures" / session / "decoding_r2.png").is_file()
     assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
+    for session in TINY["sessions"]:
+        latent = read_dataset(results / "oivae" / f"{session}.nc", "neuroseq.oivae/1")
+        assert latent.penalty.values.tolist() == [0, 1000]
+        assert "map_recovery" in latent
+        for name in ("map", "elbo", "recon"):
+            assert (results / "figures" / session / f"oivae_{name}.png").is_file()
+    assert read_dataset(results / "summary" / "oivae.nc").sizes["session"] == 2
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -120,3 +132,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "demo_02" in html
     assert "Psychometric" in html
     assert "Decoding" in html
+    assert "oi-VAE" in html
