@@ -28,6 +28,7 @@ include: "workflow/rules/decoding.smk"
 include: "workflow/rules/uae.smk"
 include: "workflow/rules/nngp.smk"
 include: "workflow/rules/pruning.smk"
+include: "workflow/rules/oivae.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 

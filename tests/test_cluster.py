@@ -50,7 +50,7 @@ def test_the_slurm_profile_sets_defaults_and_leaves_partitions_to_the_user():
 
 
 # The rules that train torch models: the only ones that ask for a GPU.
-TORCH_RULES = {"decode", "prune", "uae", "nngp"}
+TORCH_RULES = {"decode", "prune", "uae", "nngp", "oivae"}
 
 
 def _jobs(dry_run: str) -> dict[str, list[dict[str, str]]]:

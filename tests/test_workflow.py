@@ -88,6 +88,11 @@ TINY = {
         "n_seeds": 1,
         "mlp": {"max_epochs": 30},
     },
+    # Two minutes a session: two lambdas and few epochs (the numbers are tested elsewhere).
+    "oivae": {
+        "lambdas": [0, 1000],
+        "model": {"max_epochs": 8, "warmup_epochs": 2, "relax_epochs": 3},
+    },
 }
 
 
@@ -173,6 +178,13 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
             assert (results / "figures" / session / f"nngp_{name}.png").is_file()
     assert read_dataset(results / "summary" / "nngp.nc").sizes["session"] == 2
     assert (results / "figures" / "summary" / "nngp.png").is_file()
+    for session in TINY["sessions"]:
+        latent = read_dataset(results / "oivae" / f"{session}.nc", "neuroseq.oivae/1")
+        assert latent.penalty.values.tolist() == [0, 1000]
+        assert "map_recovery" in latent
+        for name in ("map", "elbo", "recon"):
+            assert (results / "figures" / session / f"oivae_{name}.png").is_file()
+    assert read_dataset(results / "summary" / "oivae.nc").sizes["session"] == 2
     lapses = read_dataset(results / "summary" / "psychometric.nc")
     assert lapses.session.values.tolist() == ["demo_01", "demo_02"]
     # Nothing to do on a second run: outputs are complete and up to date.
@@ -188,3 +200,4 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
     assert "Pruning" in html
     assert "Compressed sensing" in html
     assert "NNGP" in html
+    assert "oi-VAE" in html

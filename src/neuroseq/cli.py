@@ -190,6 +190,35 @@ def _nngp(args: argparse.Namespace) -> None:
     )
 
 
+def _oivae(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.latent.oivae_analysis import SCHEMA, run_oivae
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["oivae"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_oivae(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info(
+        "wrote %s (lambda %g, %d active latents)",
+        args.output,
+        float(ds.lambda_chosen),
+        int(ds.active.sum()),
+    )
+
+
 #: `neuroseq summarize`: input schema -> (module, summarizing function, summary schema).
 SUMMARIES = {
     "neuroseq.psychometric/1": (
@@ -209,6 +238,11 @@ SUMMARIES = {
     ),
     "neuroseq.uae/1": ("neuroseq.latent.uae_analysis", "summarize_uae", "neuroseq.summary.uae/1"),
     "neuroseq.nngp/1": ("neuroseq.nngp.analysis", "summarize_nngp", "neuroseq.summary.nngp/1"),
+    "neuroseq.oivae/1": (
+        "neuroseq.latent.oivae_analysis",
+        "summarize_oivae",
+        "neuroseq.summary.oivae/1",
+    ),
 }
 
 
@@ -299,6 +333,7 @@ ANALYSIS_FIGURES = {
     "pruning": ("neuroseq.report.pruning", "pruning_figures", "pruning_summary_figure"),
     "uae": ("neuroseq.report.uae", "uae_figures", "uae_summary_figure"),
     "nngp": ("neuroseq.report.nngp", "nngp_figures", "nngp_summary_figure"),
+    "oivae": ("neuroseq.report.oivae", "oivae_figures", "oivae_summary_figure"),
 }
 
 
@@ -388,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = step("nngp", _nngp, "NNGP against finite-width networks on trial targets -> nngp.nc")
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="nngp.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("oivae", _oivae, "oi-VAE latent-to-group maps along a lambda path -> oivae.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="oivae.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
     for analysis in ANALYSIS_FIGURES:

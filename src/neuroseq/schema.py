@@ -42,6 +42,7 @@ DIMS = frozenset(
         "sample",
         "method",
         "init",
+        "penalty",
     }
 )
 
@@ -70,6 +71,8 @@ _PROVIDERS = {
     "neuroseq.summary.uae/1": "neuroseq.latent.uae_analysis",
     "neuroseq.nngp/1": "neuroseq.nngp.analysis",
     "neuroseq.summary.nngp/1": "neuroseq.nngp.analysis",
+    "neuroseq.oivae/1": "neuroseq.latent.oivae_analysis",
+    "neuroseq.summary.oivae/1": "neuroseq.latent.oivae_analysis",
 }
 
 

@@ -21,6 +21,7 @@ from neuroseq.config import session_path
 from neuroseq.io.remote import is_url
 from neuroseq.status import read_status
 from neuroseq.nngp.data import workflow_needs
+from neuroseq.latent.oivae_data import oivae_groups
 
 RESULTS = config["results_dir"]
 SESSIONS = sorted(config["sessions"])
@@ -37,6 +38,8 @@ ANALYSES = {
     "pruning": ({"units", "behavior"}, ("tickets",)),
     "uae": ({"units"}, ("error",)),
     "nngp": (workflow_needs(config["nngp"]["target"]), ("width", "uncertainty")),
+    # oi-VAE: two groups or more (regions with units, body parts); see oivae_ready.
+    "oivae": (set(), ("map", "elbo", "recon")),
 }
 NEEDS = {name: needs for name, (needs, _) in ANALYSES.items()}
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
@@ -189,7 +192,20 @@ def sessions_for(analysis):
         for s in SESSIONS
         if ingest_status(s)["status"] == "ok"
         and NEEDS[analysis] <= set(ingest_status(s)["contents"])
+        and (analysis != "oivae" or oivae_ready(s))
     ]
+
+
+@functools.lru_cache(maxsize=None)
+def _oivae_groups(path, mtime_ns):
+    options = config["oivae"]
+    return oivae_groups(path, options["parts"], options["exclude_groups"])
+
+
+def oivae_ready(session):
+    """oi-VAE needs two groups or more (regions with units, body parts) in the session."""
+    path = session_nc(session)
+    return len(_oivae_groups(path, Path(path).stat().st_mtime_ns)) >= 2
 
 
 def results_of(analysis):
