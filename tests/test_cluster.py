@@ -78,7 +78,7 @@ def test_rules_declare_memory_and_time_and_only_torch_rules_ask_for_a_gpu(tmp_pa
         proc = snakemake(tmp_path, "-n", "--config", f"gpus={gpus}")
         assert proc.returncode == 0, proc.stderr
         jobs = _jobs(proc.stdout)
-        assert {"decode", "psychometric", "session_figures"} <= set(jobs)
+        assert {"psychometric", "session_figures"} | TORCH_RULES - {"oivae"} <= set(jobs)
         for rule, resources in jobs.items():
             for r in resources:
                 if rule in ("all", "session_failed", "session_status"):
@@ -93,6 +93,12 @@ def test_rules_declare_memory_and_time_and_only_torch_rules_ask_for_a_gpu(tmp_pa
     decode = _jobs(snakemake(tmp_path, "-n").stdout)["decode"][0]
     size_mb = (tmp_path / "results" / "sessions" / "small" / "session.nc").stat().st_size / 1e6
     assert int(decode["mem_mb"]) == int(2000 + 150 * size_mb)
+    # The config names the analyses to run; the others get no job.
+    config["analyses"] = ["psychometric"]
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = _jobs(snakemake(tmp_path, "-n").stdout)
+    assert "psychometric" in jobs
+    assert not jobs.keys() & TORCH_RULES
 
 
 @pytest.mark.parametrize("bad", ["../evil", "a/b", "a..b", ".hidden", "x y", "", "a" * 101])

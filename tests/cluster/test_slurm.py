@@ -41,6 +41,7 @@ TORCH_RULES = {"decode"}  # rules that train torch models and ask for a GPU
 def config(data: Path) -> dict:
     return {
         "gpus": True,
+        "analyses": ["psychometric", "decoding"],
         "sessions": {"s1": str(data / "demo_01.nwb"), "s2": str(data / "demo_02.nwb")},
         "ingest": {"behavior": {"groups": {"nose": "head"}}},
         "psychometric": {

@@ -67,6 +67,7 @@ def demo(tmp_path_factory) -> Path:
 
 
 ANALYSES = {
+    "analyses": ["psychometric", "decoding"],
     "psychometric": {
         "models": ["psychometric"],
         "min_condition_trials": 5,

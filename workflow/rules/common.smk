@@ -30,8 +30,8 @@ DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
 # Every analysis: what a session must hold for it (see neuroseq.io.session_contents) and
-# the names of its per-session figures. The final target asks for an analysis's results,
-# summary and figures only on the sessions that can feed it.
+# the names of its per-session figures. The final target asks for the results, summary
+# and figures of the analyses the config names, only on the sessions that can feed them.
 ANALYSES = {
     "psychometric": ({"choices"}, ("curves", "comparison", "lapses")),
     "decoding": ({"units", "behavior"}, ("traces", "r2", "learning")),
@@ -42,6 +42,7 @@ ANALYSES = {
     "oivae": (set(), ("map", "elbo", "recon")),
 }
 NEEDS = {name: needs for name, (needs, _) in ANALYSES.items()}
+CHOSEN = [name for name in ANALYSES if name in config["analyses"]]
 # torch rules ask the scheduler for a GPU only when the config says the cluster has them.
 TORCH_GPUS = 1 if config["gpus"] else 0
 
@@ -261,12 +262,12 @@ def session_outputs(wildcards):
 def analysis_outputs(wildcards):
     """What the final target asks of the analyses, only where a session can feed them."""
     outputs = []
-    for analysis, (_, figures) in ANALYSES.items():
+    for analysis in CHOSEN:
         if sessions_for(analysis):
             outputs += [
                 f"{RESULTS}/summary/{analysis}.nc",
                 f"{RESULTS}/figures/summary/{analysis}.png",
-                *analysis_figures(analysis, figures),
+                *analysis_figures(analysis, ANALYSES[analysis][1]),
             ]
     return outputs
 
@@ -277,7 +278,7 @@ def output_dir(wildcards, output):
 
 
 # Compressed sensing: the session whose learnt encoder the others re-use (or None).
-UAE_SOURCE = config["uae"]["transfer_from"]
+UAE_SOURCE = config["uae"]["transfer_from"] if "uae" in CHOSEN else None
 if UAE_SOURCE is not None and UAE_SOURCE not in SESSIONS:
     raise ValueError(
         f"config uae.transfer_from: expected a session id among {SESSIONS}; "
