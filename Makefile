@@ -1,12 +1,14 @@
 # `make run`: set up, simulate the demo sessions, run the whole workflow, build the report.
 # `make test`: lint and the whole test suite (what CI runs).
+# `make test-cluster`: the workflow on a real SLURM cluster on localhost (root, Debian):
+#   installs slurm-wlm and munge when absent, starts its own daemons, stops them by pid.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 # Rules call `neuroseq ...`: the venv's commands come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run report test lint clean
+.PHONY: install run report test test-cluster lint clean
 
 install: $(VENV)/.installed
 
@@ -31,5 +33,14 @@ lint: install
 test: lint
 	pytest
 
+test-cluster: install
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
+	  echo "installing Debian's slurm-wlm and munge (kept installed; nothing is started)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; \
+	fi
+	$(BIN)/python -m pip install --quiet -e ".[cluster]"
+	NEUROSEQ_TEST_CLUSTER=1 pytest tests/cluster -m cluster
+
 clean:
-	rm -rf results logs .snakemake data/demo
+	rm -rf results logs .snakemake data/demo data/remote-cache

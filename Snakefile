@@ -18,7 +18,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    session="|".join(SESSIONS) or "NO_SESSIONS",
+    session=session_regex(),
 
 
 include: "workflow/rules/simulate.smk"
@@ -26,13 +26,16 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/psychometric.smk"
 include: "workflow/rules/decoding.smk"
 include: "workflow/rules/uae.smk"
+include: "workflow/rules/nngp.smk"
+include: "workflow/rules/pruning.smk"
+include: "workflow/rules/oivae.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/pruning.smk"
 
 
 rule all:
     default_target: True
     input:
-        session_outputs(),
+        session_dirs(),
+        session_outputs,
         analysis_outputs,

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from neuroseq import __version__
-from neuroseq.config import ingest_options, load_config
+from neuroseq.config import check_session_id, ingest_options, load_config
 from neuroseq.errors import InputError, NeuroseqError
+from neuroseq.status import write_status
 
 log = logging.getLogger("neuroseq")
 
@@ -34,21 +37,44 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace) -> None:
     from neuroseq.io.ingest import ingest_file
-    from neuroseq.io.output import write_dataset
+    from neuroseq.io.output import session_contents, write_dataset
+    from neuroseq.io.remote import is_url
 
     config = load_config(args.config)
-    session_id = args.session or Path(args.input).stem
-    options = ingest_options(config, args.session)
-    ds = ingest_file(args.input, session_id=session_id, **options)
-    write_dataset(
-        ds,
-        args.output,
-        schema="neuroseq.session/1",
-        session_id=session_id,
-        source_file=args.input,
-        params=options,
-    )
+    name = urlsplit(args.input).path if is_url(args.input) else args.input
+    session_id = args.session if args.session is not None else Path(name).stem
+    check_session_id(session_id, source="--session" if args.session is not None else name)
+    try:
+        options = ingest_options(config, args.session)
+        ds = ingest_file(args.input, session_id=session_id, remote=config["remote"], **options)
+        write_dataset(
+            ds,
+            args.output,
+            schema="neuroseq.session/1",
+            session_id=session_id,
+            source_file=args.input,
+            params=options,
+        )
+    except InputError as exc:
+        if args.status is None:
+            raise
+        # Bad input is this session's outcome, not a crash: record it for the workflow,
+        # which fails this session's own job with the message and goes on with the rest.
+        write_status(
+            args.status, session_id=session_id, step="ingest", source=args.input, error=exc
+        )
+        print(f"neuroseq ingest: error: {exc}", file=sys.stderr)
+        log.error("recorded the failure in %s", args.status)
+        return
     log.info("wrote %s", args.output)
+    if args.status is not None:
+        write_status(
+            args.status,
+            session_id=session_id,
+            step="ingest",
+            source=args.input,
+            contents=session_contents(args.output),
+        )
 
 
 def _psychometric(args: argparse.Namespace) -> None:
@@ -80,6 +106,14 @@ def _decode(args: argparse.Namespace) -> None:
     # One thread per process unless the rule asks for more: these machines run torch and
     # BLAS many times slower with two threads than with one.
     torch.set_num_threads(args.threads)
+    # Which GPUs the scheduler gave this job (SLURM sets CUDA_VISIBLE_DEVICES for a job
+    # that asked for one), and what torch makes of it: the log shows where training ran.
+    log.info(
+        "CUDA_VISIBLE_DEVICES=%s; torch sees %d CUDA device(s); %d CPU thread(s)",
+        os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
+        torch.cuda.device_count(),
+        args.threads,
+    )
     options = load_config(args.config)["decoding"]
     session = read_dataset(args.input, schema="neuroseq.session/1")
     with threadpool_limits(args.threads):
@@ -126,6 +160,65 @@ def _uae(args: argparse.Namespace) -> None:
     log.info("wrote %s (mean recon_error per method and m: %s)", args.output, errors)
 
 
+def _nngp(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.nngp.analysis import SCHEMA, run_nngp
+
+    # One thread per process unless the rule asks for more (see _decode).
+    torch.set_num_threads(args.threads)
+    options = load_config(args.config)["nngp"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_nngp(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info(
+        "wrote %s (NNGP %.3f; widest network %.3f)",
+        args.output,
+        float(ds.nngp_score),
+        float(ds.score.isel(width=-1).mean()),
+    )
+
+
+def _oivae(args: argparse.Namespace) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+    from neuroseq.latent.oivae_analysis import SCHEMA, run_oivae
+
+    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
+    options = load_config(args.config)["oivae"]
+    session = read_dataset(args.input, schema="neuroseq.session/1")
+    with threadpool_limits(args.threads):
+        ds = run_oivae(session, source=args.input, **options)
+    write_dataset(
+        ds,
+        args.output,
+        schema=SCHEMA,
+        session_id=session.attrs["session_id"],
+        source_file=args.input,
+        params=options,
+        seed=options["seed"],
+    )
+    log.info(
+        "wrote %s (lambda %g, %d active latents)",
+        args.output,
+        float(ds.lambda_chosen),
+        int(ds.active.sum()),
+    )
+
+
 #: `neuroseq summarize`: input schema -> (module, summarizing function, summary schema).
 SUMMARIES = {
     "neuroseq.psychometric/1": (
@@ -144,6 +237,12 @@ SUMMARIES = {
         "neuroseq.summary.pruning/1",
     ),
     "neuroseq.uae/1": ("neuroseq.latent.uae_analysis", "summarize_uae", "neuroseq.summary.uae/1"),
+    "neuroseq.nngp/1": ("neuroseq.nngp.analysis", "summarize_nngp", "neuroseq.summary.nngp/1"),
+    "neuroseq.oivae/1": (
+        "neuroseq.latent.oivae_analysis",
+        "summarize_oivae",
+        "neuroseq.summary.oivae/1",
+    ),
 }
 
 
@@ -189,6 +288,40 @@ def _summary_figures(args: argparse.Namespace) -> None:
         log.info("wrote %s", path)
 
 
+def _status(args: argparse.Namespace) -> int | None:
+    import neuroseq.status as status
+
+    records = [status.read_status(p) for p in args.inputs]
+    for line in status.status_lines(records):
+        print(line)
+    if args.html is not None:
+        _write_text(args.html, status.status_html(records))
+    if args.csv is not None:
+        _write_text(args.csv, status.status_frame(records).to_csv(index=False))
+    failed = [r for r in records if r["status"] == "failed"]
+    if args.fail and failed:
+        for r in failed:
+            print(
+                f"neuroseq status: session {r['session_id']} failed at {r['step']}: "
+                f"{r['error']['message']}",
+                file=sys.stderr,
+            )
+        return 1
+    return None
+
+
+def _write_text(path: Path, text: str) -> None:
+    import tempfile
+
+    from neuroseq.io.output import publish
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    publish(tmp, path)
+
+
 #: `neuroseq <analysis>-figures`: the report module, and its per-session and summary makers.
 ANALYSIS_FIGURES = {
     "psychometric": (
@@ -199,6 +332,8 @@ ANALYSIS_FIGURES = {
     "decoding": ("neuroseq.report.decoding", "decoding_figures", "decoding_summary_figure"),
     "pruning": ("neuroseq.report.pruning", "pruning_figures", "pruning_summary_figure"),
     "uae": ("neuroseq.report.uae", "uae_figures", "uae_summary_figure"),
+    "nngp": ("neuroseq.report.nngp", "nngp_figures", "nngp_summary_figure"),
+    "oivae": ("neuroseq.report.oivae", "oivae_figures", "oivae_summary_figure"),
 }
 
 
@@ -254,9 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="default: config demo.seed")
 
     p = step("ingest", _ingest, "NWB file or CSV trial table -> session.nc")
-    p.add_argument("input", type=Path, help="NWB file or CSV trial table")
+    # A str, not a Path: Path would fold the "//" of an http(s) URL.
+    p.add_argument("input", help="NWB file or CSV trial table: a path or an http(s) URL")
     p.add_argument("-o", "--output", type=Path, required=True, help="session.nc to write")
     p.add_argument("--session", help="session id in the config (applies its overrides)")
+    p.add_argument(
+        "--status",
+        type=Path,
+        help="write the outcome (ok, or the bad-input error) to this JSON file; bad input "
+        "is then recorded there and the command exits 0",
+    )
 
     p = step("psychometric", _psychometric, "lapse models fitted and compared -> psychometric.nc")
     p.add_argument("input", type=Path, help="session.nc")
@@ -282,6 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="session.nc of another session: its learnt encoder is applied here and only "
         "the decoder is re-learnt (method uae_transfer)",
     )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("nngp", _nngp, "NNGP against finite-width networks on trial targets -> nngp.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="nngp.nc to write")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("oivae", _oivae, "oi-VAE latent-to-group maps along a lambda path -> oivae.nc")
+    p.add_argument("input", type=Path, help="session.nc")
+    p.add_argument("-o", "--output", type=Path, required=True, help="oivae.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
     for analysis in ANALYSIS_FIGURES:
@@ -317,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="pruning.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    p = step("status", _status, "print (and tabulate) the sessions' status records")
+    p.add_argument("inputs", type=Path, nargs="+", help="status.json files")
+    p.add_argument("--html", type=Path, help="write an HTML table (the report's)")
+    p.add_argument("--csv", type=Path, help="write a CSV table")
+    p.add_argument("--fail", action="store_true", help="exit 1 when a session failed")
     return parser
 
 
@@ -328,8 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
-        args.func(args)
+        return args.func(args) or 0
     except NeuroseqError as exc:
         print(f"neuroseq {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0

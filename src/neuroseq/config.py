@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -97,6 +98,23 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def session_id_pattern() -> str:
+    """The pattern every session id matches (from the config schema): a file-name part."""
+    return config_schema()["properties"]["sessions"]["propertyNames"]["pattern"]
+
+
+def check_session_id(session_id: str, source: object = "--session") -> str:
+    """Return ``session_id`` if it is a safe file-name part, else raise InputError.
+
+    Session ids name directories, files and jobs, so they may hold letters, digits and
+    ``_ . -`` only, start with a letter or digit, and never contain ``..`` or a separator.
+    """
+    pattern = session_id_pattern()
+    if not isinstance(session_id, str) or not re.match(pattern, session_id):
+        raise InputError(source, "session id", f"text matching {pattern!r}", repr(session_id))
+    return session_id
 
 
 def session_path(config: Mapping[str, Any], session_id: str) -> str:

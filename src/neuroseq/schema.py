@@ -42,6 +42,7 @@ DIMS = frozenset(
         "sample",
         "method",
         "init",
+        "penalty",
     }
 )
 
@@ -68,6 +69,10 @@ _PROVIDERS = {
     "neuroseq.summary.pruning/1": "neuroseq.pruning.analysis",
     "neuroseq.uae/1": "neuroseq.latent.uae_analysis",
     "neuroseq.summary.uae/1": "neuroseq.latent.uae_analysis",
+    "neuroseq.nngp/1": "neuroseq.nngp.analysis",
+    "neuroseq.summary.nngp/1": "neuroseq.nngp.analysis",
+    "neuroseq.oivae/1": "neuroseq.latent.oivae_analysis",
+    "neuroseq.summary.oivae/1": "neuroseq.latent.oivae_analysis",
 }
 
 

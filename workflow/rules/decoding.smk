@@ -1,6 +1,6 @@
 rule decode:
     input:
-        session_nc("{session}"),
+        ingested,
     output:
         nc=f"{RESULTS}/decoding/{{session}}.nc",
         weights=directory(f"{RESULTS}/decoding/{{session}}_weights"),
@@ -11,24 +11,31 @@ rule decode:
     threads: 1
     resources:
         gpu=TORCH_GPUS,
+        # 0.9 GB peak and 3 min (one CPU thread) for a 12-min demo session.nc of 3.6 MB.
+        mem_mb=mem_mb(2000, per_input_mb=150),
+        runtime=runtime(15, per_input_mb=3),
     params:
-        config=effective_config(),
+        config=effective_config("decoding"),
     shell:
-        "neuroseq decode {input} -c {params.config} --threads {threads} -o {output.nc} "
-        "--weights {output.weights} > {log} 2>&1"
+        "neuroseq decode {input:q} -c {params.config:q} --threads {threads} "
+        "-o {output.nc:q} --weights {output.weights:q} > {log:q} 2>&1"
 
 
 rule summarize_decoding:
     input:
-        decoding_results,
+        results_of("decoding"),
     output:
         f"{RESULTS}/summary/decoding.nc",
     log:
         "logs/summary/decoding.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, per_input_mb=4),
+        runtime=runtime(10),
     shell:
-        "neuroseq summarize {input} -o {output} > {log} 2>&1"
+        "neuroseq summarize {input:q} -o {output:q} > {log:q} 2>&1"
 
 
 rule decoding_figures:
@@ -60,10 +67,14 @@ rule decoding_figures:
         "logs/figures/decoding_{session}.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq decoding-figures {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq decoding-figures {input:q} -o {params.directory:q} > {log:q} 2>&1"
 
 
 rule decoding_summary_figures:
@@ -80,7 +91,11 @@ rule decoding_summary_figures:
         "logs/figures/decoding_summary.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq decoding-figures --summary {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq decoding-figures --summary {input:q} -o {params.directory:q} > {log:q} 2>&1"

@@ -1,6 +1,6 @@
 rule prune:
     input:
-        session_nc("{session}"),
+        ingested,
     output:
         f"{RESULTS}/pruning/{{session}}.nc",
     log:
@@ -10,24 +10,31 @@ rule prune:
     threads: 1
     resources:
         gpu=TORCH_GPUS,
+        # ~1 min and < 1 GB per 12-min demo session with the demo config (one thread).
+        mem_mb=mem_mb(2000, per_input_mb=150),
+        runtime=runtime(30, per_input_mb=5),
     params:
-        config=effective_config(),
+        config=effective_config("pruning"),
     shell:
-        "neuroseq prune {input} -c {params.config} --threads {threads} -o {output} "
-        "> {log} 2>&1"
+        "neuroseq prune {input:q} -c {params.config:q} --threads {threads} -o {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule summarize_pruning:
     input:
-        pruning_results,
+        results_of("pruning"),
     output:
         f"{RESULTS}/summary/pruning.nc",
     log:
         "logs/summary/pruning.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, per_input_mb=4),
+        runtime=runtime(10),
     shell:
-        "neuroseq summarize {input} -o {output} > {log} 2>&1"
+        "neuroseq summarize {input:q} -o {output:q} > {log:q} 2>&1"
 
 
 rule pruning_figures:
@@ -45,10 +52,14 @@ rule pruning_figures:
         "logs/figures/pruning_{session}.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq pruning-figures {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq pruning-figures {input:q} -o {params.directory:q} > {log:q} 2>&1"
 
 
 rule pruning_summary_figures:
@@ -65,7 +76,11 @@ rule pruning_summary_figures:
         "logs/figures/pruning_summary.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq pruning-figures --summary {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq pruning-figures --summary {input:q} -o {params.directory:q} > {log:q} 2>&1"

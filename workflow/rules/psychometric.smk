@@ -1,6 +1,6 @@
 rule psychometric:
     input:
-        session_nc("{session}"),
+        ingested,
     output:
         f"{RESULTS}/psychometric/{{session}}.nc",
     log:
@@ -8,23 +8,30 @@ rule psychometric:
     conda:
         "../envs/neuroseq.yaml"
     threads: 1
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime(20),
     params:
-        config=effective_config(),
+        config=effective_config("psychometric"),
     shell:
-        "neuroseq psychometric {input} -c {params.config} -o {output} > {log} 2>&1"
+        "neuroseq psychometric {input:q} -c {params.config:q} -o {output:q} > {log:q} 2>&1"
 
 
 rule summarize_psychometric:
     input:
-        psychometric_results,
+        results_of("psychometric"),
     output:
         f"{RESULTS}/summary/psychometric.nc",
     log:
         "logs/summary/psychometric.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, per_input_mb=4),
+        runtime=runtime(10),
     shell:
-        "neuroseq summarize {input} -o {output} > {log} 2>&1"
+        "neuroseq summarize {input:q} -o {output:q} > {log:q} 2>&1"
 
 
 rule psychometric_figures:
@@ -56,10 +63,14 @@ rule psychometric_figures:
         "logs/figures/psychometric_{session}.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq psychometric-figures {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq psychometric-figures {input:q} -o {params.directory:q} > {log:q} 2>&1"
 
 
 rule psychometric_summary_figures:
@@ -76,7 +87,11 @@ rule psychometric_summary_figures:
         "logs/figures/psychometric_summary.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq psychometric-figures --summary {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq psychometric-figures --summary {input:q} -o {params.directory:q} > {log:q} 2>&1"

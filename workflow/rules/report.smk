@@ -1,6 +1,6 @@
 rule session_figures:
     input:
-        session_nc("{session}"),
+        ingested,
     output:
         report(
             f"{RESULTS}/figures/{{session}}/raster.png",
@@ -27,10 +27,14 @@ rule session_figures:
         "logs/figures/{session}.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq figures {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq figures {input:q} -o {params.directory:q} > {log:q} 2>&1"
 
 
 rule summary_figures:
@@ -47,7 +51,11 @@ rule summary_figures:
         "logs/figures/summary.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq summary-figures {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq summary-figures {input:q} -o {params.directory:q} > {log:q} 2>&1"

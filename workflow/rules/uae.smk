@@ -12,25 +12,32 @@ rule uae:
     threads: 1
     resources:
         gpu=TORCH_GPUS,
+        # ~1 min and < 1 GB per 12-min demo session with the demo config (one thread).
+        mem_mb=mem_mb(2000, per_input_mb=150),
+        runtime=runtime(30, per_input_mb=5),
     params:
-        config=effective_config(),
+        config=effective_config("uae"),
         transfer=uae_transfer_option,
     shell:
-        "neuroseq uae {input.session} -c {params.config} {params.transfer} "
-        "--threads {threads} -o {output} > {log} 2>&1"
+        "neuroseq uae {input.session:q} -c {params.config:q} {params.transfer:q} "
+        "--threads {threads} -o {output:q} > {log:q} 2>&1"
 
 
 rule summarize_uae:
     input:
-        uae_results,
+        results_of("uae"),
     output:
         f"{RESULTS}/summary/uae.nc",
     log:
         "logs/summary/uae.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, per_input_mb=4),
+        runtime=runtime(10),
     shell:
-        "neuroseq summarize {input} -o {output} > {log} 2>&1"
+        "neuroseq summarize {input:q} -o {output:q} > {log:q} 2>&1"
 
 
 rule uae_figures:
@@ -48,10 +55,14 @@ rule uae_figures:
         "logs/figures/uae_{session}.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq uae-figures {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq uae-figures {input:q} -o {params.directory:q} > {log:q} 2>&1"
 
 
 rule uae_summary_figures:
@@ -68,7 +79,11 @@ rule uae_summary_figures:
         "logs/figures/uae_summary.log",
     conda:
         "../envs/neuroseq.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1500, per_input_mb=10),
+        runtime=runtime(10),
     params:
         directory=output_dir,
     shell:
-        "neuroseq uae-figures --summary {input} -o {params.directory} > {log} 2>&1"
+        "neuroseq uae-figures --summary {input:q} -o {params.directory:q} > {log:q} 2>&1"

@@ -2,17 +2,20 @@
 
 The NWB file is opened with pynwb and read lazily: spike times are read one block of units
 at a time straight from the HDF5 dataset, and no table is converted whole to pandas except
-the (small) trial table.
+the (small) trial table. A file behind an http(s) URL is read the same way through a file
+object that fetches byte ranges (:mod:`neuroseq.io.remote`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlsplit
 
 import h5py
 import numpy as np
@@ -22,6 +25,7 @@ import xarray as xr
 
 from neuroseq.errors import InputError
 from neuroseq.io.binning import TimeGrid, bin_spikes, resample
+from neuroseq.io.remote import is_url, open_url
 from neuroseq.io.trials import standardize_trials
 
 log = logging.getLogger(__name__)
@@ -30,19 +34,37 @@ TRUTH_JSON = "neuroseq_ground_truth"
 TRUTH_LATENT = "neuroseq_true_latent"
 
 
-def ingest_file(path: str | Path, *, session_id: str | None = None, **options: Any) -> xr.Dataset:
+def ingest_file(
+    path: str | Path,
+    *,
+    session_id: str | None = None,
+    remote: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> xr.Dataset:
     """Ingest an NWB file or a CSV trial table, choosing by the file's suffix.
 
     Parameters
     ----------
     path : str or Path
-        ``.nwb`` (any HDF5 NWB 2.x file) or ``.csv`` (one row per trial).
+        ``.nwb`` (any HDF5 NWB 2.x file) or ``.csv`` (one row per trial), local or an
+        ``http(s)://`` URL (a str), which is streamed with range requests.
     session_id : str, optional
         Stored in ``attrs``; default the file's stem.
+    remote : mapping, optional
+        The config's ``remote`` section (``cache_dir``, ``block_size``) for URLs; default:
+        64 KiB ranges, cached in memory only.
     **options
         The config's ``ingest`` section: ``bin_size_s``, ``time_range``, ``units``,
         ``trials``, ``behavior`` (see ``config.schema.yaml``).
     """
+    if is_url(path):
+        stem = Path(urlsplit(path).path).stem
+        if Path(urlsplit(path).path).suffix.lower() in (".csv", ".tsv"):
+            with open_url(path, **dict(remote or {})) as fh:
+                return ingest_table(
+                    fh, session_id=session_id or stem, trials=options.get("trials", {}), name=path
+                )
+        return ingest_nwb(path, session_id=session_id, remote=remote, **options)
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file", "an existing NWB or CSV file", "no such file")
@@ -52,18 +74,28 @@ def ingest_file(path: str | Path, *, session_id: str | None = None, **options: A
 
 
 def ingest_table(
-    path: str | Path, *, session_id: str | None = None, trials: Mapping[str, Any]
+    path: str | Path | IO[bytes],
+    *,
+    session_id: str | None = None,
+    trials: Mapping[str, Any],
+    name: str | None = None,
 ) -> xr.Dataset:
-    """A CSV trial table -> a behaviour-only session Dataset (``trial`` dim only)."""
-    path = Path(path)
+    """A CSV trial table -> a behaviour-only session Dataset (``trial`` dim only).
+
+    ``path`` may be an open binary file; ``name`` (its URL) then names it in errors.
+    """
+    source = Path(name or path)
+    tsv = source.suffix.lower() == ".tsv"
     try:
-        table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        table = pd.read_csv(path if hasattr(path, "read") else source, sep="\t" if tsv else ",")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(
-            path, "file", "a CSV table with a header row", f"{type(exc).__name__}: {exc}"
+            name or source, "file", "a CSV table with a header row", f"{type(exc).__name__}: {exc}"
         ) from exc
-    ds = standardize_trials(table, source=path, table_name=path.name, **_trial_options(trials))
-    ds.attrs.update(session_id=session_id or path.stem)
+    ds = standardize_trials(
+        table, source=name or source, table_name=source.name, **_trial_options(trials)
+    )
+    ds.attrs.update(session_id=session_id or source.stem)
     return ds
 
 
@@ -83,28 +115,65 @@ def _trial_options(trials: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def open_nwb(path: Path) -> pynwb.NWBHDF5IO:
-    """Open an NWB file read-only, turning every way it can fail into an InputError."""
+    """Open a local NWB file read-only, turning every way it can fail into an InputError.
+
+    Closing the returned reader closes the file.
+    """
+    return _nwb_io(_open_h5(path), path)
+
+
+def _open_h5(path: Path) -> h5py.File:
     if not h5py.is_hdf5(path):
         with open(path, "rb") as fh:
             head = fh.read(8)
         raise InputError(path, "file", "an NWB 2.x file (HDF5)", f"not HDF5 (starts {head!r})")
     try:
-        with h5py.File(path, "r") as h5:
-            version = h5.attrs.get("nwb_version")
+        return h5py.File(path, "r")
     except OSError as exc:
         raise InputError(path, "file", "a complete HDF5 file", f"unreadable: {exc}") from exc
-    if version is None:
+
+
+def _nwb_io(h5: h5py.File, source: object) -> pynwb.NWBHDF5IO:
+    # The caller's h5py.File (a local path or a streamed URL) becomes pynwb's reader,
+    # which closes it.
+    if h5.attrs.get("nwb_version") is None:
+        h5.close()
         raise InputError(
-            path, "root attribute nwb_version", "an NWB file", "an HDF5 file without NWB metadata"
+            source,
+            "root attribute nwb_version",
+            "an NWB file",
+            "an HDF5 file without NWB metadata",
         )
     try:
-        io = pynwb.NWBHDF5IO(str(path), "r")
+        io = pynwb.NWBHDF5IO(file=h5, mode="r")
         io.read()
     except Exception as exc:  # hdmf raises many types for damaged files
+        h5.close()
         raise InputError(
-            path, "file", "a readable NWB file", f"{type(exc).__name__}: {exc}"
+            source, "file", "a readable NWB file", f"{type(exc).__name__}: {exc}"
         ) from exc
     return io
+
+
+@contextlib.contextmanager
+def _open_source(
+    source: str | Path, remote: Mapping[str, Any] | None
+) -> Iterator[pynwb.NWBHDF5IO]:
+    with contextlib.ExitStack() as stack:
+        if is_url(source):
+            fh = stack.enter_context(open_url(str(source), **dict(remote or {})))
+            try:
+                h5 = h5py.File(fh, "r")
+            except OSError as exc:
+                raise InputError(
+                    source, "file", "an NWB 2.x file (HDF5)", f"not readable as HDF5: {exc}"
+                ) from exc
+        else:
+            h5 = _open_h5(Path(source))
+        stack.callback(h5.close)
+        io = _nwb_io(h5, source)
+        stack.callback(io.close)
+        yield io
 
 
 def ingest_nwb(
@@ -116,16 +185,21 @@ def ingest_nwb(
     units: Mapping[str, Any] | None = None,
     trials: Mapping[str, Any] | None = None,
     behavior: Mapping[str, Any] | None = None,
+    remote: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Read an NWB file into the standardized session Dataset.
 
     See DESIGN.md ("Data model") for the variables. Spike counts are binned at
     ``bin_size_s`` on a grid that covers every spike, trial and behaviour sample (or
-    ``time_range``); behaviour is resampled onto the same bins.
+    ``time_range``); behaviour is resampled onto the same bins. ``path`` may be an
+    ``http(s)://`` URL (a str): the file is then streamed with range requests
+    (``remote``: the config's ``remote`` section, see :func:`neuroseq.io.remote.open_url`),
+    and only the parts read here travel.
     """
     from neuroseq.config import validate_config
 
-    path = Path(path)
+    path = path if is_url(path) else Path(path)
+    name = Path(urlsplit(path).path).stem if is_url(path) else path.stem
     opts = validate_config(
         {
             "ingest": {
@@ -141,12 +215,8 @@ def ingest_nwb(
         # Older files trigger namespace-version chatter that says nothing about the data.
         warnings.filterwarnings("ignore", module="hdmf")
         warnings.filterwarnings("ignore", module="pynwb")
-        io = open_nwb(path)
-        try:
-            nwb = io.read()
-            return _ingest_open(nwb, path, session_id or path.stem, opts)
-        finally:
-            io.close()
+        with _open_source(path, remote) as io:
+            return _ingest_open(io.read(), path, session_id or name, opts)
 
 
 def _ingest_open(
