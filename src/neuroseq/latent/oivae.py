@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from neuroseq.decoding.training import pick_device
 from neuroseq.errors import InputError
 from neuroseq.latent.oivae_networks import OIVAENet
-from neuroseq.latent.oivae_training import elbo_per_example, pick_device, train_oivae
+from neuroseq.latent.oivae_training import elbo_per_example, train_oivae
 
 
 class OIVAE(TransformerMixin, BaseEstimator):

@@ -27,13 +27,6 @@ from neuroseq.latent.oivae_networks import OIVAENet
 log = logging.getLogger(__name__)
 
 
-def pick_device(device: str) -> torch.device:
-    """``auto``: CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @dataclass
 class History:
     """Per-epoch ELBO (nats per example, scaled data), penalty and timing of one fit."""

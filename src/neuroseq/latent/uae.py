@@ -19,9 +19,10 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
+from neuroseq.decoding.training import pick_device
 from neuroseq.errors import InputError
 from neuroseq.latent.uae_networks import ENCODERS, UAENet
-from neuroseq.latent.uae_training import pick_device, train_uae
+from neuroseq.latent.uae_training import train_uae
 
 
 def check_signals(X: Any, n_measurements: int, source: object) -> np.ndarray:

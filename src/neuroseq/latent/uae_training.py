@@ -16,13 +16,6 @@ from neuroseq.latent.uae_networks import UAENet
 log = logging.getLogger(__name__)
 
 
-def pick_device(device: str) -> torch.device:
-    """``auto``: CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @dataclass
 class History:
     """Per-epoch losses (mean squared error per element) and the epoch kept (-1: the start)."""
