@@ -50,6 +50,14 @@ TINY = {
         "cv_folds": 3,
         "models": ["psychometric", "exploration"],
     },
+    # Decoders: 3 folds, small torch nets for a few epochs, a short permutation null.
+    "decoding": {
+        "n_folds": 3,
+        "lags_s": [0.0, 0.1],
+        "n_permutations": 20,
+        "gru": {"d_model": 16, "window": 32, "max_epochs": 3},
+        "transformer": {"d_model": 16, "window": 32, "max_epochs": 3, "n_layers": 1},
+    },
     # Lottery tickets: two rounds, one seed, small nets, one held-out fold, no lag search.
     "pruning": {
         "n_folds": 3,
