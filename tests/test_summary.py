@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from helpers import CA1_OPTIONS, MTL_OPTIONS, QUICKPSY_TRIALS, REAL_CA1, REAL_MTL, REAL_QUICKPSY
 from neuroseq.errors import InputError
 from neuroseq.io import ingest_file, read_dataset, write_dataset
-from neuroseq.summary import summarize_sessions
+from neuroseq.summary import stack_sessions, summarize_sessions
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,17 @@ def test_duplicate_session_ids_are_an_error(sessions):
         r"ids \['ca1'\]",
     ):
         summarize_sessions([sessions["ca1"], sessions["ca1"]])
+
+
+def test_stacking_keeps_labels_longer_than_the_first_sessions():
+    first = xr.Dataset(
+        {"error": ("method", [1.0, 2.0])}, coords={"method": np.array(["pca", "uae_random"])}
+    )
+    second = xr.Dataset(
+        {"error": ("method", [3.0, 4.0])},
+        coords={"method": np.array(["pca", "uae_transfer"])},
+    )
+    stacked = stack_sessions([first, second], ["a", "b"])
+    assert sorted(stacked.method.values.tolist()) == ["pca", "uae_random", "uae_transfer"]
+    assert float(stacked.error.sel({"session": "b", "method": "uae_transfer"})) == 4.0
+    assert np.isnan(float(stacked.error.sel({"session": "a", "method": "uae_transfer"})))
