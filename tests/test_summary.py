@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 
 from helpers import CA1_OPTIONS, MTL_OPTIONS, QUICKPSY_TRIALS, REAL_CA1, REAL_MTL, REAL_QUICKPSY
+from neuroseq import schema
 from neuroseq.errors import InputError
 from neuroseq.io import ingest_file, read_dataset, write_dataset
 from neuroseq.summary import stack_sessions, summarize_sessions
@@ -77,15 +78,33 @@ def test_duplicate_session_ids_are_an_error(sessions):
         summarize_sessions([sessions["ca1"], sessions["ca1"]])
 
 
-def test_stacking_keeps_labels_longer_than_the_first_sessions():
-    first = xr.Dataset(
-        {"error": ("method", [1.0, 2.0])}, coords={"method": np.array(["pca", "uae_random"])}
+@schema.register("test.labels/1")
+def _has_error(ds: xr.Dataset) -> None:
+    assert "error" in ds
+
+
+def test_a_stacked_label_longer_than_the_first_sessions_is_written_whole(tmp_path):
+    parts = []
+    for session, methods in (("a", ["pca", "uae_random"]), ("b", ["pca", "uae_transfer"])):
+        error = xr.Variable("method", [1.0, 2.0], attrs={"units": "1"})
+        ds = xr.Dataset({"error": error}, coords={"method": methods})
+        path = write_dataset(
+            ds,
+            tmp_path / f"{session}.nc",
+            schema="test.labels/1",
+            session_id=session,
+            source_file=None,
+            params={},
+        )
+        parts.append(read_dataset(path))  # carries the file's encoding (<U10 for "a")
+    stacked = stack_sessions(parts, ["a", "b"])
+    path = write_dataset(
+        stacked,
+        tmp_path / "summary.nc",
+        schema="test.labels/1",
+        session_id="all",
+        source_file=None,
+        params={},
     )
-    second = xr.Dataset(
-        {"error": ("method", [3.0, 4.0])},
-        coords={"method": np.array(["pca", "uae_transfer"])},
-    )
-    stacked = stack_sessions([first, second], ["a", "b"])
-    assert sorted(stacked.method.values.tolist()) == ["pca", "uae_random", "uae_transfer"]
-    assert float(stacked.error.sel({"session": "b", "method": "uae_transfer"})) == 4.0
-    assert np.isnan(float(stacked.error.sel({"session": "a", "method": "uae_transfer"})))
+    labels = read_dataset(path).method.values.tolist()
+    assert sorted(labels) == ["pca", "uae_random", "uae_transfer"]

@@ -83,28 +83,6 @@ def describe_session(ds: xr.Dataset) -> xr.Dataset:
     return xr.Dataset(out, coords=coords)
 
 
-def _common_string_widths(parts: Sequence[xr.Dataset]) -> list[xr.Dataset]:
-    """Give each fixed-width string variable its widest width over ``parts``.
-
-    The outer join aligns labels in the first part's dtype, so "uae_transfer" (<U12) joined
-    onto "uae_random" (<U10) would silently become "uae_transf".
-    """
-    widths: dict[str, np.dtype] = {}
-    for part in parts:
-        for name, var in part.variables.items():
-            if var.dtype.kind == "U":
-                widths[name] = max(
-                    widths.get(name, var.dtype), var.dtype, key=lambda d: d.itemsize
-                )
-    out = []
-    for part in parts:
-        wider = {n: part[n].astype(d) for n, d in widths.items() if n in part.variables}
-        coords = {n: v for n, v in wider.items() if n in part.coords}
-        data = {n: v for n, v in wider.items() if n not in part.coords}
-        out.append(part.assign_coords(coords).assign(data))
-    return out
-
-
 def stack_sessions(
     parts: Sequence[xr.Dataset], ids: Sequence[str], source: object = "inputs"
 ) -> xr.Dataset:
@@ -121,7 +99,7 @@ def stack_sessions(
             source, "attrs session_id", "one file per session", f"repeated ids {dupes}"
         )
     return xr.concat(
-        _common_string_widths(parts),
+        list(parts),
         dim=xr.DataArray(list(ids), dims="session", name="session"),
         join="outer",
         coords="minimal",
