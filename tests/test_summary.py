@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from helpers import CA1_OPTIONS, MTL_OPTIONS, QUICKPSY_TRIALS, REAL_CA1, REAL_MTL, REAL_QUICKPSY
+from neuroseq import schema
 from neuroseq.errors import InputError
 from neuroseq.io import ingest_file, read_dataset, write_dataset
-from neuroseq.summary import summarize_sessions
+from neuroseq.summary import stack_sessions, summarize_sessions
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +76,35 @@ def test_duplicate_session_ids_are_an_error(sessions):
         r"ids \['ca1'\]",
     ):
         summarize_sessions([sessions["ca1"], sessions["ca1"]])
+
+
+@schema.register("test.labels/1")
+def _has_error(ds: xr.Dataset) -> None:
+    assert "error" in ds
+
+
+def test_a_stacked_label_longer_than_the_first_sessions_is_written_whole(tmp_path):
+    parts = []
+    for session, methods in (("a", ["pca", "uae_random"]), ("b", ["pca", "uae_transfer"])):
+        error = xr.Variable("method", [1.0, 2.0], attrs={"units": "1"})
+        ds = xr.Dataset({"error": error}, coords={"method": methods})
+        path = write_dataset(
+            ds,
+            tmp_path / f"{session}.nc",
+            schema="test.labels/1",
+            session_id=session,
+            source_file=None,
+            params={},
+        )
+        parts.append(read_dataset(path))  # carries the file's encoding (<U10 for "a")
+    stacked = stack_sessions(parts, ["a", "b"])
+    path = write_dataset(
+        stacked,
+        tmp_path / "summary.nc",
+        schema="test.labels/1",
+        session_id="all",
+        source_file=None,
+        params={},
+    )
+    labels = read_dataset(path).method.values.tolist()
+    assert sorted(labels) == ["pca", "uae_random", "uae_transfer"]

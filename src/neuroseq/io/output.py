@@ -85,7 +85,9 @@ def write_dataset(
         The written path.
     """
     path = Path(path)
-    ds = ds.copy(deep=False)
+    # Encodings read from input files would be reused here: a string label's width taken
+    # from the first session read ("uae_random", <U10) would cut a longer one to fit.
+    ds = ds.drop_encoding()
     ds.attrs.update(
         provenance(
             schema=schema, session_id=session_id, source_file=source_file, params=params, seed=seed

@@ -192,8 +192,8 @@ def oivae_summary_figure(summary_nc: str | Path, output_dir: str | Path) -> list
         axes[0].bar(x - 0.2, ds.map_recovery, 0.4, label="learned map")
         axes[0].bar(x + 0.2, ds.map_recovery_chance, 0.4, color="0.7", label="shuffled maps")
         axes[0].set_ylabel("recovery of the simulator's map")
-        axes[0].set_ylim(0, 1)
-        axes[0].legend(fontsize=8, frameon=False)
+        axes[0].set_ylim(0, 1.15)  # room for the legend above the bars
+        axes[0].legend(fontsize=8, frameon=False, ncol=2, loc="upper center")
     else:
         axes[0].bar(x, ds.n_active)
         axes[0].set_ylabel("active latents at the chosen lambda")
