@@ -2,7 +2,7 @@
 
 Run on demand (never in the test suite)::
 
-    .venv/bin/python benchmarks/decoding.py [--demo-duration 1200]
+    .venv/bin/python benchmarks/decoding.py [--demo-duration 1200] [--skip-demo] [--skip-ca1]
 
 Sessions: a simulated demo session (``neuroseq.simulate``, 20 minutes by default) and the
 real rat CA1 linear-track recording (../shared/data/real/nelpy_linear_track_rat_ca1.nwb,
@@ -28,11 +28,13 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from neuroseq.config import load_config  # noqa: E402
 from neuroseq.decoding.evaluate import run_decoding  # noqa: E402
 from neuroseq.io import ingest_file  # noqa: E402
 from neuroseq.simulate import simulate_session  # noqa: E402
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
 CA1 = {
     "bin_size_s": 0.05,
     "units": {"region": "CA1"},
@@ -45,6 +47,16 @@ CA1 = {
             "reward_right": None,
         }
     },
+}
+#: Decoding of the CA1 file: lap-wise 5-fold CV, lag 0, 1-s Wiener history; the
+#: transformer's window of 128 bins (6.4 s) was chosen by inner CV on the training laps
+#: of fold 0 (benchmarks/tune_decoding.py ca1 --inner-folds 3).
+CA1_DECODING = {
+    "features": ["linearized_position"],
+    "n_folds": 5,
+    "history_s": 1.0,
+    "lags_s": [0.0],
+    "transformer": {"window": 128},
 }
 
 
@@ -75,48 +87,58 @@ def report(name: str, ds, seconds: float) -> None:
         )
 
 
-def latency(session) -> None:
-    """Inference time per bin of each torch decoder on the whole session."""
+def latency(session, options: dict) -> None:
+    """Inference time per bin of each torch decoder on the whole session (one core)."""
     from neuroseq.decoding import GRUDecoder, TransformerDecoder
 
     X = session.spike_counts.values
     y = session.behavior.values
-    for cls in (GRUDecoder, TransformerDecoder):
-        est = cls(max_epochs=1).fit(X, y)
+    for name, cls in (("gru", GRUDecoder), ("transformer", TransformerDecoder)):
+        opts = {**(options.get(name) or {}), "max_epochs": 1}
+        est = cls(**opts).fit(X, y)
+        est.predict(X[:1000])  # warm-up
         t0 = time.perf_counter()
         est.predict(X)
         per_bin = (time.perf_counter() - t0) / len(X)
-        print(f"{cls.__name__}: inference {per_bin * 1e6:.1f} us per bin ({len(X):,} bins)")
+        print(f"{name}: inference {per_bin * 1e6:.1f} us per bin ({len(X):,} bins, batched)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo-duration", type=float, default=1200.0)
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     ap.add_argument("--skip-ca1", action="store_true")
+    ap.add_argument("--skip-demo", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = simulate_session(
-            Path(tmp) / "demo.nwb", index=1, duration_s=args.demo_duration, seed=0
+    config = load_config(args.config)
+    if not args.skip_demo:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = simulate_session(
+                Path(tmp) / "demo.nwb", index=1, duration_s=args.demo_duration, seed=0
+            )
+            demo = ingest_file(path, **config["ingest"])
+        options = {**config["decoding"], "n_permutations": 0}
+        t0 = time.perf_counter()
+        ds = run_decoding(demo, **options)
+        report(
+            f"demo ({args.demo_duration / 60:.0f} min, {demo.sizes['unit']} units, "
+            f"config {args.config.name})",
+            ds,
+            time.perf_counter() - t0,
         )
-        demo = ingest_file(path)
-    t0 = time.perf_counter()
-    ds = run_decoding(demo, n_folds=5)
-    report(
-        f"demo ({args.demo_duration / 60:.0f} min, {demo.sizes['unit']} units)",
-        ds,
-        time.perf_counter() - t0,
-    )
-    latency(demo)
+        latency(demo, options)
     if not args.skip_ca1:
         if not REAL.is_dir():
             sys.exit(f"real data not found at {REAL}")
         ca1 = ingest_file(REAL / "nelpy_linear_track_rat_ca1.nwb", **CA1)
         t0 = time.perf_counter()
-        ds = run_decoding(
-            ca1, features=["linearized_position"], n_folds=5, history_s=1.0, lags_s=[0.0]
-        )
+        ds = run_decoding(ca1, **CA1_DECODING)
         report("rat CA1 linearised position (31 units)", ds, time.perf_counter() - t0)
+        print("fold-0 R2 (test laps never seen while tuning):")
+        for d in ds.decoder.values:
+            print(f"  {d!s:<12} {float(ds.r2.sel(decoder=d, fold=0).mean()):.3f}")
+        latency(ca1, CA1_DECODING)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ TINY = {
         "cv_folds": 3,
         "models": ["psychometric", "exploration"],
     },
+    # Decoders: 3 folds, small torch nets for a few epochs, a short permutation null.
+    "decoding": {
+        "n_folds": 3,
+        "lags_s": [0.0, 0.1],
+        "n_permutations": 20,
+        "gru": {"d_model": 16, "window": 32, "max_epochs": 3},
+        "transformer": {"d_model": 16, "window": 32, "max_epochs": 3, "n_layers": 1},
+    },
     # Lottery tickets: two rounds, one seed, small nets, one held-out fold, no lag search.
     "pruning": {
         "n_folds": 3,
@@ -152,6 +160,9 @@ def test_full_run_on_a_tiny_config_and_the_report(tmp_path):
         decoded = read_dataset(results / "decoding" / f"{session}.nc", "neuroseq.decoding/1")
         assert decoded.decoder.values.tolist() == ["wiener", "kalman", "gru", "transformer"]
         assert "ceiling_r2" in decoded
+        assert 0 <= decoded.choice_balanced_accuracy.mean() <= 1
+        weights = results / "decoding" / f"{session}_weights"
+        assert (weights / "transformer_fold0.pt").stat().st_size > 1_000
         assert (results / "figures" / session / "decoding_r2.png").is_file()
     assert read_dataset(results / "summary" / "decoding.nc").sizes["session"] == 2
     for session in TINY["sessions"]:

@@ -117,7 +117,7 @@ def _decode(args: argparse.Namespace) -> None:
     options = load_config(args.config)["decoding"]
     session = read_dataset(args.input, schema="neuroseq.session/1")
     with threadpool_limits(args.threads):
-        ds = run_decoding(session, source=args.input, **options)
+        ds = run_decoding(session, source=args.input, weights_dir=args.weights, **options)
     write_dataset(
         ds,
         args.output,
@@ -408,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="session.nc")
     p.add_argument("-o", "--output", type=Path, required=True, help="decoding.nc to write")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="directory for the trained torch decoders, one state_dict + JSON per decoder "
+        "and fold (reload with TransformerDecoder.load)",
+    )
 
     p = step("uae", _uae, "compressed sensing of population vectors (UAE, LASSO, PCA) -> uae.nc")
     p.add_argument("input", type=Path, help="session.nc")

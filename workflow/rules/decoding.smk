@@ -2,7 +2,8 @@ rule decode:
     input:
         ingested,
     output:
-        f"{RESULTS}/decoding/{{session}}.nc",
+        nc=f"{RESULTS}/decoding/{{session}}.nc",
+        weights=directory(f"{RESULTS}/decoding/{{session}}_weights"),
     log:
         "logs/decoding/{session}.log",
     conda:
@@ -16,8 +17,8 @@ rule decode:
     params:
         config=effective_config("decoding"),
     shell:
-        "neuroseq decode {input:q} -c {params.config:q} --threads {threads} -o {output:q} "
-        "> {log:q} 2>&1"
+        "neuroseq decode {input:q} -c {params.config:q} --threads {threads} "
+        "-o {output.nc:q} --weights {output.weights:q} > {log:q} 2>&1"
 
 
 rule summarize_decoding:

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from neuroseq.decoding.networks import ARCHITECTURES
 from neuroseq.decoding.training import pick_device, predict_sequence, train_sequence_model
+from neuroseq.errors import InputError
 
 
 class SequenceDecoder(RegressorMixin, BaseEstimator):
@@ -43,6 +46,9 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         val_fraction: float = 0.15,
         device: str = "auto",
         random_state: int | None = 0,
+        smooth_bins: float = 0.0,
+        burn_in: int = 0,
+        train_stride: int | None = None,
     ) -> None:
         self.window = window
         self.causal = causal
@@ -59,6 +65,9 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         self.val_fraction = val_fraction
         self.device = device
         self.random_state = random_state
+        self.smooth_bins = smooth_bins
+        self.burn_in = burn_in
+        self.train_stride = train_stride
 
     def _net(self, n_in: int, n_out: int) -> torch.nn.Module:
         return ARCHITECTURES[self.architecture](
@@ -84,7 +93,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         rows = np.isfinite(y).any(1)
         seed = 0 if self.random_state is None else int(self.random_state)
         torch.manual_seed(seed)
-        Z = np.log1p(X[rows].astype(np.float64))  # float64 statistics survive a JSON trip
+        Z = np.log1p(self._smooth(X)[rows].astype(np.float64))  # float64 survives JSON
         self.x_mean_, self.x_std_ = Z.mean(0), Z.std(0)
         self.x_std_[self.x_std_ == 0] = 1.0
         self.y_mean_, self.y_std_ = np.nanmean(y, 0), np.nanstd(y, 0)
@@ -103,14 +112,20 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             max_epochs=self.max_epochs,
             patience=self.patience,
+            burn_in=self.burn_in if self.causal else 0,
+            stride=self.train_stride,
             seed=seed,
             device=self.device_,
         )
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _smooth(self, X: np.ndarray) -> np.ndarray:
+        return smooth_counts(X, self.smooth_bins, causal=self.causal)
+
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
-        return ((np.log1p(X.astype(np.float64)) - self.x_mean_) / self.x_std_).astype(np.float32)
+        Z = np.log1p(self._smooth(X).astype(np.float64))
+        return ((Z - self.x_mean_) / self.x_std_).astype(np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -123,8 +138,12 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         )
         return out * self.y_std_ + self.y_mean_
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``path`` (the state_dict) and ``path.json`` (parameters and scaling)."""
+    def save(self, path: str | Path, *, context: dict | None = None) -> Path:
+        """Write ``path`` (the state_dict) and ``path.json`` (parameters and scaling).
+
+        ``context`` (JSON-serialisable) is stored alongside, e.g. which fold and lag the
+        weights belong to; :meth:`load` ignores it.
+        """
         path = Path(path)
         torch.save(self.net_.state_dict(), path)
         meta = {
@@ -133,6 +152,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             "n_in": int(self.n_features_in_),
             "n_out": int(self.y_mean_.size),
             **{k: getattr(self, k).tolist() for k in ("x_mean_", "x_std_", "y_mean_", "y_std_")},
+            "context": context or {},
         }
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta))
         return path
@@ -142,6 +162,13 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         """Rebuild a fitted decoder without retraining (``weights_only=True``)."""
         path = Path(path)
         meta = json.loads(path.with_suffix(path.suffix + ".json").read_text())
+        if cls.architecture and meta.get("architecture") != cls.architecture:
+            raise InputError(
+                path,
+                "architecture",
+                f"{cls.architecture} weights for {cls.__name__}",
+                str(meta.get("architecture")),
+            )
         est = cls(**meta["params"])
         for k in ("x_mean_", "x_std_", "y_mean_", "y_std_"):
             setattr(est, k, np.asarray(meta[k]))
@@ -150,6 +177,26 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         est.net_ = est._net(meta["n_in"], meta["n_out"])
         est.net_.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return est
+
+
+def smooth_counts(X: np.ndarray, sigma: float, *, causal: bool) -> np.ndarray:
+    """Gaussian smoothing of counts over time (bins); causal: the past half only.
+
+    Notes
+    -----
+    Acausal: ``gaussian_filter1d`` with sd ``sigma`` bins, truncated at 3 sd, zeros
+    beyond the ends. Causal: the half-Gaussian ``w_k = exp(-k^2 / (2 sigma^2))``,
+    ``k = 0 .. ceil(3 sigma)``, normalised to sum 1, so bin t mixes bins t-k only; it
+    delays the signal by about ``0.8 sigma`` bins, which the decoders' windows absorb.
+    """
+    if sigma <= 0:
+        return X
+    X = np.asarray(X, dtype=np.float32)
+    if not causal:
+        return gaussian_filter1d(X, sigma, axis=0, mode="constant", truncate=3.0)
+    lags = np.arange(int(np.ceil(3 * sigma)) + 1)
+    kernel = np.exp(-0.5 * (lags / sigma) ** 2)
+    return lfilter(kernel / kernel.sum(), [1.0], X, axis=0).astype(np.float32)
 
 
 def _validation_bins(rows: np.ndarray, groups: np.ndarray | None, fraction: float) -> np.ndarray:
@@ -179,6 +226,14 @@ class TransformerDecoder(SequenceDecoder):
     device : ``"auto"`` (CUDA when present, mixed precision there), ``"cpu"``, ``"cuda"``.
     random_state : int
         Seeds the weights, the window order and the dropout.
+    smooth_bins : float
+        Gaussian smoothing of the counts (sd in bins) before log1p and standardisation;
+        causal decoders use the past half of the kernel only. 0: none.
+    burn_in : int
+        Causal decoders: the first ``burn_in`` bins of each training window, which see
+        little history, carry no loss (prediction reads the second half of each window).
+    train_stride : int, optional
+        Bins between training windows (default ``window // 2``); smaller is denser.
     """
 
     architecture = "transformer"

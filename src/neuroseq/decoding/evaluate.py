@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,10 @@ from sklearn.linear_model import RidgeCV
 
 from neuroseq import schema
 from neuroseq.decoding.baselines import KalmanFilterDecoder, WienerFilter
+from neuroseq.decoding.categorical import CategoricalResult, categorical_targets, classify_trials
 from neuroseq.decoding.data import assign_folds, decoding_data, history, lagged, train_mask
 from neuroseq.decoding.estimators import GRUDecoder, TransformerDecoder
+from neuroseq.decoding.training import progress_label
 from neuroseq.errors import InputError
 from neuroseq.summary import stack_sessions
 
@@ -84,7 +87,10 @@ def run_decoding(
     lags_s: Sequence[float] = (0.0, 0.05, 0.1, 0.15, 0.2),
     block_s: float = 30.0,
     seed: int = 0,
+    categorical: Sequence[str] | None = None,
+    n_permutations: int = 100,
     source: object = "session",
+    weights_dir: str | Path | None = None,
     **decoder_options: Any,
 ) -> xr.Dataset:
     """Decode behaviour with every decoder on identical folds; return ``decoding.nc``'s data.
@@ -104,6 +110,18 @@ def run_decoding(
     block_s : float
         Block length of sessions without trials (s).
     seed : int
+    categorical : sequence of str, optional
+        Trial variables to classify from trial population vectors (balanced accuracy with
+        a permutation chance level, same trial folds); default ``choice`` when the
+        session has choices, ``[]`` for none.
+    n_permutations : int
+        Label permutations for the chance level of every categorical target.
+    source : object
+        Named in error messages (the input file).
+    weights_dir : path, optional
+        Where to save every fitted torch decoder, one ``{decoder}_fold{k}.pt`` (the
+        ``state_dict``) and ``.pt.json`` (parameters, input scaling, the fold's lag and
+        training bins) per decoder and fold, so they can be reloaded without retraining.
     **decoder_options
         Per-decoder constructor arguments, e.g. ``transformer={"d_model": 64}``.
     """
@@ -123,7 +141,27 @@ def run_decoding(
     n_history = max(1, round(history_s / bin_s))
     lags = sorted({round(lag / bin_s) for lag in lags_s})
     fold = assign_folds(data.group, n_folds, seed, contiguous=data.grouping == "block")
+    targets = categorical_targets(session, categorical, source)
+    if targets and data.grouping != "trial":
+        raise InputError(
+            source, "trials", "trials for categorical targets (decoding.categorical)", "none"
+        )
     scored = np.flatnonzero(fold >= 0)
+    log.info(
+        "%s: %d bins x %d units -> %s; %d folds by %s (%d %ss scored), decoders %s",
+        source,
+        len(data.X),
+        data.X.shape[1],
+        ", ".join(data.features),
+        n_folds,
+        data.grouping,
+        np.unique(data.group[scored]).size,
+        data.grouping,
+        ", ".join(decoders),
+    )
+    if weights_dir is not None:
+        weights_dir = Path(weights_dir)
+        weights_dir.mkdir(parents=True, exist_ok=True)
     prediction = np.full((len(decoders), scored.size, len(data.features)), np.nan)
     metrics = {
         k: np.full((len(decoders), n_folds, len(data.features)), np.nan)
@@ -138,13 +176,37 @@ def run_decoding(
         y_train = np.where(train[:, None], data.y, np.nan)
         lag = choose_lag(data.X, y_train, lags)
         chosen[k] = lag * bin_s
+        log.info(
+            "fold %d/%d: %d training bins, %d test bins, lag %.3f s (chosen on training bins)",
+            k + 1,
+            n_folds,
+            int((train & np.isfinite(data.y).any(1)).sum()),
+            int((test & np.isfinite(data.y).any(1)).sum()),
+            lag * bin_s,
+        )
         X = lagged(data.X, lag)
         for d, name in enumerate(decoders):
             est = make_decoder(name, n_history, decoder_options, seed)
             t0 = time.perf_counter()
             if name in ("gru", "transformer"):
-                est.fit(X, y_train, groups=np.where(train, data.group, -1))
+                with progress_label(f"fold {k + 1}/{n_folds} {name}"):
+                    est.fit(X, y_train, groups=np.where(train, data.group, -1))
                 curves[d, k] = (est.history_.train_loss, est.history_.val_loss)
+                if weights_dir is not None:
+                    est.save(
+                        weights_dir / f"{name}_fold{k}.pt",
+                        context={
+                            "session_id": str(session.attrs.get("session_id", "")),
+                            "decoder": name,
+                            "fold": k,
+                            "lag_bins": int(lag),
+                            "features": data.features,
+                            "bin_size_s": bin_s,
+                            "inputs": "spike_counts shifted by lag_bins (neuroseq.decoding."
+                            "data.lagged); trained on the bins of decoding.nc test_fold "
+                            "!= fold, minus n_history_bins around the test bins",
+                        },
+                    )
             else:
                 est.fit(X, y_train)
             fit_seconds[d, k] = time.perf_counter() - t0
@@ -153,8 +215,9 @@ def run_decoding(
                 metrics[key][d, k] = value
             prediction[d, np.isin(scored, np.flatnonzero(test))] = pred[test]
             log.info(
-                "fold %d %-12s R2 %s (%.1f s)",
-                k,
+                "fold %d/%d %-12s R2 %s (fit %.1f s)",
+                k + 1,
+                n_folds,
                 name,
                 np.round(metrics["r2"][d, k], 3),
                 fit_seconds[d, k],
@@ -162,6 +225,24 @@ def run_decoding(
     ds = _dataset(
         data, decoders, scored, fold, prediction, metrics, fit_seconds, curves, chosen, n_folds
     )
+    for name in targets:
+        trials = session.trial.values
+        trial_fold = np.full(trials.size, -1)
+        in_fold = data.group >= 0
+        trial_fold[np.searchsorted(trials, data.group[in_fold])] = fold[in_fold]
+        result = classify_trials(
+            data.X,
+            data.group,
+            trials,
+            session[name].values,
+            trial_fold,
+            n_folds=n_folds,
+            n_permutations=n_permutations,
+            seed=seed,
+            source=source,
+            name=name,
+        )
+        ds.update(_categorical_variables(name, result, n_permutations))
     ceiling = ceiling_r2(session, data, fold, n_folds)
     if ceiling is not None:
         ds["ceiling_r2"] = (
@@ -175,6 +256,7 @@ def run_decoding(
         )
     ds.attrs.update(
         grouping=data.grouping,
+        bin_size_s=bin_s,
         n_history_bins=n_history,
         missing_targets=json.dumps(
             {f: int(np.isnan(data.y[scored, j]).sum()) for j, f in enumerate(data.features)}
@@ -246,6 +328,57 @@ def _dataset(
     )
 
 
+def _categorical_variables(
+    name: str, result: CategoricalResult, n_permutations: int
+) -> xr.Dataset:
+    model = ["ridge_classifier"]
+    about = {
+        "classes": json.dumps(result.classes),
+        "n_trials": result.n_trials,
+        "n_trials_dropped": result.n_dropped,
+        "population_vector": "mean spike count per bin of each unit over the trial",
+    }
+    return xr.Dataset(
+        {
+            f"{name}_balanced_accuracy": (
+                ("model", "fold"),
+                result.balanced_accuracy[None],
+                {
+                    "units": "1",
+                    "long_name": f"balanced accuracy of {name} on held-out trials "
+                    "(ridge classifier, penalty by leave-one-out CV on training trials)",
+                    **about,
+                },
+            ),
+            f"{name}_alpha": (
+                ("model", "fold"),
+                result.alpha[None],
+                {"units": "1", "long_name": "ridge penalty chosen by leave-one-out CV"},
+            ),
+            f"{name}_chance": (
+                "model",
+                [result.chance],
+                {
+                    "units": "1",
+                    "long_name": f"mean balanced accuracy over {n_permutations} label "
+                    "permutations (whole CV rerun each time)",
+                },
+            ),
+            f"{name}_chance_q95": (
+                "model",
+                [np.quantile(result.null, 0.95) if result.null.size else np.nan],
+                {"units": "1", "long_name": "95th percentile of the permutation null"},
+            ),
+            f"{name}_p_value": (
+                "model",
+                [result.p_value],
+                {"units": "1", "long_name": "(1 + #null >= observed) / (1 + permutations)"},
+            ),
+        },
+        coords={"model": model},
+    )
+
+
 def ceiling_r2(session: xr.Dataset, data, fold: np.ndarray, n_folds: int) -> np.ndarray | None:
     """R2 of the best linear readout of the ground-truth latent (demo sessions only)."""
     if "true_latent" not in session or "ground_truth" not in session.attrs:
@@ -301,6 +434,17 @@ def _validate(ds: xr.Dataset) -> None:
         schema.require(ds, SCHEMA, name, dims, "iuf")
     if not np.isfinite(ds.r2).any("feature").all():
         raise schema.SchemaError(f"{SCHEMA}: a decoder has no finite R2 in some fold")
+    suffix = "_balanced_accuracy"
+    for var in [str(v) for v in ds.data_vars if str(v).endswith(suffix)]:
+        name = var[: -len(suffix)]
+        schema.require(ds, SCHEMA, var, ("model", "fold"), "f")
+        for part in ("chance", "chance_q95", "p_value"):
+            schema.require(ds, SCHEMA, f"{name}_{part}", ("model",), "f")
+        for part in ("balanced_accuracy", "chance", "p_value"):
+            values = ds[f"{name}_{part}"].values
+            finite = values[np.isfinite(values)]
+            if not ((finite >= 0) & (finite <= 1)).all():
+                raise schema.SchemaError(f"{SCHEMA}: {name}_{part} outside [0, 1]")
 
 
 @schema.register("neuroseq.summary.decoding/1")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +15,20 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+# What the epoch lines of the log belong to (e.g. "fold 2/5 transformer"); set by the
+# caller that knows, so the training loop needs no argument for it.
+_PROGRESS = contextvars.ContextVar("progress", default="")
+
+
+@contextlib.contextmanager
+def progress_label(label: str) -> Iterator[None]:
+    """Prefix the epoch lines logged inside the block with ``label``."""
+    token = _PROGRESS.set(label)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def pick_device(device: str) -> torch.device:
@@ -52,6 +68,8 @@ def train_sequence_model(
     patience: int = 8,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    burn_in: int = 0,
+    stride: int | None = None,
     on_step: Callable[[nn.Module, int], None] | None = None,
 ) -> History:
     """Fit ``net`` by masked MSE on windows of the recording; keep the best validated state.
@@ -80,7 +98,8 @@ def train_sequence_model(
         name: torch.as_tensor(t, dtype=torch.float32)
         for name, t in (("train", y_train), ("val", y_val))
     }
-    starts = window_starts(len(X), window, window // 2)
+    stride = max(1, window // 2) if stride is None else stride
+    starts = window_starts(len(X), window, stride)
     useful = {
         name: np.array([np.isfinite(t[s : s + window].numpy()).any() for s in starts])
         for name, t in targets.items()
@@ -94,7 +113,7 @@ def train_sequence_model(
     t0 = time.perf_counter()
     for epoch in range(max_epochs):
         net.train()
-        offset = int(rng.integers(0, max(1, window // 2)))  # windows shift every epoch
+        offset = int(rng.integers(0, stride))  # windows shift every epoch
         chosen = starts[useful["train"]]
         chosen = np.clip(chosen + offset, 0, max(0, len(X) - window))
         order = torch.randperm(len(chosen), generator=generator).numpy()
@@ -103,6 +122,8 @@ def train_sequence_model(
             xb, yb = _batch(
                 Xt, targets["train"], chosen[order[b : b + batch_size]], window, device
             )
+            if burn_in:  # bins with little context: predict_sequence never reads them
+                yb[:, :burn_in] = float("nan")
             with torch.autocast(device.type, enabled=amp):
                 loss = masked_mse(net(xb), yb)
             optimiser.zero_grad(set_to_none=True)
@@ -121,16 +142,24 @@ def train_sequence_model(
                 net, Xt, targets["val"], starts[useful["val"]], window, batch_size, device
             )
         )
-        log.info(
-            "epoch %3d  train %.4f  val %.4f", epoch + 1, hist.train_loss[-1], hist.val_loss[-1]
-        )
-        if hist.val_loss[-1] < best - 1e-4:
+        improved = hist.val_loss[-1] < best - 1e-4
+        if improved:
             best, best_state, waited = hist.val_loss[-1], copy.deepcopy(net.state_dict()), 0
             hist.best_epoch = epoch
         else:
             waited += 1
-            if waited >= patience:
-                break
+        log.info(
+            "%sepoch %d/%d  train %.4f  val %.4f%s  %.1f s",
+            f"{_PROGRESS.get()}  " if _PROGRESS.get() else "",
+            epoch + 1,
+            max_epochs,
+            hist.train_loss[-1],
+            hist.val_loss[-1],
+            "  (best)" if improved else f"  (no gain {waited}/{patience})",
+            time.perf_counter() - t0,
+        )
+        if waited >= patience:
+            break
     if best_state is not None:
         net.load_state_dict(best_state)
     hist.seconds = time.perf_counter() - t0

@@ -39,16 +39,13 @@ def _traces(ds: xr.Dataset) -> plt.Figure:
     fig, axes = plt.subplots(
         len(features), 1, figsize=(10, 1.9 * len(features) + 0.8), sharex=True, squeeze=False
     )
+    bin_s = float(ds.attrs.get("bin_size_s", np.median(np.diff(t)) if t.size > 1 else 1.0))
     for ax, name in zip(axes[:, 0], features, strict=True):
         truth = ds.target.sel(feature=name).values
-        ax.plot(t[sel], truth[sel], color="k", lw=1.2, label="behaviour")
+        ax.plot(*with_gaps(t[sel], truth[sel], bin_s), color="k", lw=1.2, label="behaviour")
         for decoder in ds.decoder.values:
-            ax.plot(
-                t[sel],
-                ds.prediction.sel(decoder=decoder, feature=name).values[sel],
-                lw=0.9,
-                label=str(decoder),
-            )
+            pred = ds.prediction.sel(decoder=decoder, feature=name).values[sel]
+            ax.plot(*with_gaps(t[sel], pred, bin_s), lw=0.9, label=str(decoder))
         ax.set_ylabel(str(name), fontsize=8)
     axes[0, 0].legend(fontsize=7, ncol=5, frameon=False, loc="upper left")
     axes[-1, 0].set_xlabel("time (s); gaps: bins outside the held-out trials")
@@ -57,11 +54,40 @@ def _traces(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
+def with_gaps(t: np.ndarray, y: np.ndarray, bin_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``t`` and ``y`` with a NaN inserted wherever time jumps by more than 1.5 bins.
+
+    Held-out bins are whole trials with other trials between them; a NaN between two
+    runs of bins keeps a line plot from drawing a straight segment across the gap.
+    """
+    jumps = np.flatnonzero(np.diff(t) > 1.5 * bin_s) + 1
+    return (
+        np.insert(np.asarray(t, dtype=float), jumps, np.nan),
+        np.insert(np.asarray(y, dtype=float), jumps, np.nan),
+    )
+
+
+def _categorical_names(ds: xr.Dataset) -> list[str]:
+    suffix = "_balanced_accuracy"
+    return [str(v)[: -len(suffix)] for v in ds.data_vars if str(v).endswith(suffix)]
+
+
 def _r2(ds: xr.Dataset) -> plt.Figure:
     decoders = [str(d) for d in ds.decoder.values]
     features = [str(f) for f in ds.feature.values]
     mean, sd = ds.r2.mean("fold"), ds.r2.std("fold")
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(features) + 2), 4))
+    categorical = _categorical_names(ds)
+    width_r2 = max(6.0, 1.1 * len(features) + 2)
+    if categorical:
+        fig, (ax, ax_c) = plt.subplots(
+            1,
+            2,
+            figsize=(width_r2 + 1.2 + 0.6 * len(categorical), 4),
+            gridspec_kw={"width_ratios": [width_r2, 1.2 + 0.6 * len(categorical)]},
+        )
+        _categorical_panel(ds, categorical, ax_c)
+    else:
+        fig, ax = plt.subplots(figsize=(width_r2, 4))
     width = 0.8 / len(decoders)
     x = np.arange(len(features))
     for d, name in enumerate(decoders):
@@ -96,6 +122,28 @@ def _r2(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
+def _categorical_panel(ds: xr.Dataset, names: list[str], ax) -> None:
+    """Balanced accuracy per fold (dots) and its mean (bar) against the permutation null."""
+    x = np.arange(len(names))
+    for i, name in enumerate(names):
+        acc = ds[f"{name}_balanced_accuracy"].values.ravel()
+        ax.bar(i, np.nanmean(acc), 0.6, color="tab:purple", alpha=0.6)
+        ax.scatter(np.full(acc.size, i), acc, color="tab:purple", s=12, zorder=3)
+        chance = float(ds[f"{name}_chance"].values.ravel()[0])
+        q95 = float(ds[f"{name}_chance_q95"].values.ravel()[0])
+        ax.hlines(chance, i - 0.4, i + 0.4, color="k", label="chance" if i == 0 else None)
+        ax.hlines(
+            q95, i - 0.4, i + 0.4, color="k", ls=":", label="95 % of null" if i == 0 else None
+        )
+        p = float(ds[f"{name}_p_value"].values.ravel()[0])
+        ax.text(i, 1.01, f"p={p:.2g}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("balanced accuracy (held-out trials)")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.set_title("trial variables", fontsize=10)
+
+
 def _learning(ds: xr.Dataset) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     trained = [d for d in ds.decoder.values if np.isfinite(ds.train_loss.sel(decoder=d)).any()]
@@ -115,7 +163,10 @@ def _learning(ds: xr.Dataset) -> plt.Figure:
             )
     ax.set_xlabel("epoch")
     ax.set_ylabel("masked MSE (standardised behaviour)")
-    ax.legend(fontsize=7, frameon=False)
+    if trained:
+        ax.legend(fontsize=7, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no decoder trained by epochs", ha="center", transform=ax.transAxes)
     ax.set_title(f"{ds.attrs.get('session_id', '')}: learning curves, every fold", fontsize=10)
     fig.tight_layout()
     return fig

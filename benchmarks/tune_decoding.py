@@ -1,0 +1,171 @@
+"""Tune the transformer decoder honestly: inner validation on training data only.
+
+Run on demand (never in the test suite)::
+
+    .venv/bin/python benchmarks/tune_decoding.py demo --index 0 --candidates base smooth
+    .venv/bin/python benchmarks/tune_decoding.py ca1 --candidates base smooth
+
+Protocol. Demo: tuning sessions simulated with another base seed (1000) than the demo's
+(0), so the sessions the report shows never take part in the choice. CA1 (one file): the
+training laps of outer fold 0 of the 5-fold lap-wise CV that ``run_decoding`` uses; of
+those, a seeded quarter of the laps is the inner validation set, the rest trains (and the
+decoder's own early stopping splits that again). Fold 0's test laps are never seen, so
+``run_decoding``'s fold-0 R2 is a clean figure; the other folds' test laps were part of
+the tuning data. Each candidate prints the inner-validation R2 (mean over features) next
+to the GRU and the Wiener filter on the same split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from neuroseq.config import load_config  # noqa: E402
+from neuroseq.decoding.data import (  # noqa: E402
+    assign_folds,
+    decoding_data,
+    lagged,
+    train_mask,
+)
+from neuroseq.decoding.evaluate import choose_lag, make_decoder, regression_scores  # noqa: E402
+from neuroseq.io import ingest_file  # noqa: E402
+from neuroseq.simulate import simulate_session  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
+CA1 = {
+    "bin_size_s": 0.05,
+    "units": {"region": "CA1"},
+    "trials": {
+        "columns": dict.fromkeys(
+            ("stimulus", "choice", "condition", "reward_left", "reward_right")
+        )
+    },
+}
+
+#: Transformer candidates: changes to the decoder's constructor defaults.
+CANDIDATES: dict[str, dict] = {
+    "base": {},
+    "smooth2": {"smooth_bins": 2.0},
+    "smooth4": {"smooth_bins": 4.0},
+    "burn": {"burn_in": 16},
+    "stride8": {"train_stride": 8},
+    "lr3e-3": {"lr": 3e-3},
+    "drop0.2": {"dropout": 0.2},
+    "drop0.3": {"dropout": 0.3},
+    "win128": {"window": 128},
+    "win192": {"window": 192},
+    "win96": {"window": 96},
+    "burn32": {"burn_in": 32},
+    "win32": {"window": 32},
+    "drop0": {"dropout": 0.0},
+    "d32": {"d_model": 32, "dim_feedforward": 64},
+    "l1": {"n_layers": 1},
+    "l3": {"n_layers": 3},
+    "wd0.1": {"weight_decay": 0.1},
+    "acausal": {"causal": False},
+    "ep60": {"max_epochs": 60},
+    "smooth1": {"smooth_bins": 1.0},
+    "smooth3": {"smooth_bins": 3.0},
+    "lr5e-4": {"lr": 5e-4},
+    "h2": {"n_heads": 2},
+    "d96": {"d_model": 96, "dim_feedforward": 192},
+}
+
+
+def load(name: str, index: int):
+    if name == "ca1":
+        session = ingest_file(REAL / "nelpy_linear_track_rat_ca1.nwb", **CA1)
+        opts = {"features": ["linearized_position"], "history_s": 1.0, "lags_s": [0.0]}
+        return session, {**opts, "decoders": {}}
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = simulate_session(Path(tmp) / "tune.nwb", index=index, duration_s=720, seed=1000)
+        session = ingest_file(path, **cfg["ingest"])
+    d = cfg["decoding"]
+    opts = {"features": None, "history_s": d["history_s"], "lags_s": d["lags_s"]}
+    return session, {**opts, "decoders": {k: d.get(k) or {} for k in ("gru", "transformer")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("session", choices=["demo", "ca1"])
+    ap.add_argument("--index", type=int, default=0, help="demo session index")
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    ap.add_argument("--combine", default="{}", help="JSON merged into every candidate")
+    ap.add_argument("--baselines", action="store_true", help="also GRU and Wiener")
+    ap.add_argument("--lag-s", type=float, help="fixed lag for every decoder (s)")
+    ap.add_argument(
+        "--inner-folds", type=int, default=1, help="k > 1: k-fold over the training trials"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    session, opts = load(args.session, args.index)
+    n_folds = 5 if args.session == "ca1" else 3
+    data = decoding_data(session, features=opts["features"], n_folds=n_folds)
+    bin_s = data.bin_size
+    n_history = max(1, round(opts["history_s"] / bin_s))
+    fold = assign_folds(data.group, n_folds, 0, contiguous=data.grouping == "block")
+    outer_train = train_mask(fold, 0, n_history)  # outer fold 0's training bins only
+    ids = np.unique(data.group[outer_train])
+    rng = np.random.default_rng(0)
+    # inner splits of the training trials: one seeded quarter, or k folds
+    if args.inner_folds > 1:
+        dealt = rng.permutation(ids.size) % args.inner_folds
+        splits = [ids[dealt == j] for j in range(args.inner_folds)]
+    else:
+        splits = [rng.choice(ids, size=max(1, ids.size // 4), replace=False)]
+    lags_s = opts["lags_s"] if args.lag_s is None else [args.lag_s]
+    lags = sorted({round(lag / bin_s) for lag in lags_s})
+    extra = json.loads(args.combine)
+    base = opts["decoders"].get("transformer", {})  # the config's, as run_decoding gets it
+    # "a+b" merges named candidates
+    runs = [
+        (c, {**base, **extra, **{k: v for p in c.split("+") for k, v in CANDIDATES[p].items()}})
+        for c in args.candidates
+    ]
+    if args.baselines:
+        runs = [("wiener", None), ("gru", None), *runs]
+    for name, change in runs:
+        t0 = time.perf_counter()
+        scores, epochs = [], []
+        for val_ids in splits:
+            inner_val = outer_train & np.isin(data.group, val_ids)
+            inner_fold = np.where(outer_train, np.where(inner_val, 0, 1), -1)
+            inner_train = train_mask(inner_fold, 0, n_history) & outer_train
+            y_train = np.where(inner_train[:, None], data.y, np.nan)
+            X = lagged(data.X, choose_lag(data.X, y_train, lags))
+            groups = np.where(inner_train, data.group, -1)
+            if change is None:
+                est = make_decoder(name, n_history, opts["decoders"], 0)
+                fit = {"groups": groups} if name == "gru" else {}
+            else:
+                est = make_decoder("transformer", n_history, {"transformer": change}, 0)
+                fit = {"groups": groups}
+            est.fit(X, y_train, **fit)
+            pred = est.predict(X)
+            scores.append(regression_scores(data.y[inner_val], pred[inner_val])["r2"])
+            epochs.append(len(est.history_.train_loss) if hasattr(est, "history_") else 0)
+        r2 = np.mean(scores, 0)
+        split_means = np.round(np.mean(scores, 1), 3).tolist()
+        print(
+            f"{args.session}{args.index if args.session == 'demo' else ''} {name:<10} "
+            f"{json.dumps(change)} inner-val R2 {np.mean(r2):.3f} per feature "
+            f"{np.round(r2, 3).tolist()} per split {split_means} epochs {epochs} "
+            f"fit {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
