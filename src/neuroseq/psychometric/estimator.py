@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,10 @@ from neuroseq.errors import InputError
 from neuroseq.psychometric.models import MODELS, bounds
 
 _EPS = 1e-10  # p is kept inside [_EPS, 1 - _EPS] so that log-likelihoods stay finite
+_GTOL = 1e-8  # converged: largest projected gradient in u (u in [0, 1]), in nat
+_H_STEP = 1e-6  # forward-difference step in u for the Hessian of the NLL
+_NEWTON_MAXITER = 100
+_DECREMENT = 1e-12  # converged: the Newton step would lower the NLL by less (nat)
 
 
 @dataclass
@@ -28,12 +32,28 @@ class Cells:
 
     @classmethod
     def from_trials(cls, cond, s, r_left, r_right, choice) -> Cells:
-        keys = np.column_stack([cond, s, r_left, r_right])
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
+        # One integer key per trial, mixed-radix over the ranks of each column, so cells
+        # come out in lexicographic order of (condition, stimulus, r_left, r_right)
+        # without a row-wise unique (which sorts a structured view and is slow).
+        key = np.zeros(len(s), dtype=np.int64)
+        values = []
+        for col in (cond, s, r_left, r_right):
+            col = np.asarray(col)
+            if col.size and (col == col[0]).all():
+                levels, rank = col[:1], np.zeros(col.size, dtype=np.int64)
+            else:
+                levels, rank = np.unique(col, return_inverse=True)
+            key = key * len(levels) + rank.ravel()
+            values.append(levels)
+        uniq, inverse = np.unique(key, return_inverse=True)
         n = np.bincount(inverse, minlength=len(uniq)).astype(float)
         k = np.bincount(inverse, weights=choice, minlength=len(uniq))
-        return cls(uniq[:, 0].astype(np.int64), uniq[:, 1], uniq[:, 2], uniq[:, 3], n, k)
+        cols = []
+        for levels in reversed(values):
+            cols.append(levels[uniq % len(levels)])
+            uniq = uniq // len(levels)
+        rr, rl, s_, c_ = cols
+        return cls(c_.astype(np.int64), s_.astype(float), rl.astype(float), rr.astype(float), n, k)
 
     def with_k(self, k: np.ndarray) -> Cells:
         return Cells(self.cond, self.s, self.r_left, self.r_right, self.n, k)
@@ -46,11 +66,7 @@ def check_trials(
     s = np.asarray(stimulus, dtype=float).ravel()
     c = np.asarray(choice).ravel()
     n = s.size
-    cond = (
-        np.full(n, "all", dtype=object)
-        if condition is None
-        else np.asarray(condition).astype(str).ravel()
-    )
+    cond = np.full(n, "all") if condition is None else np.asarray(condition).astype(str).ravel()
     rl = np.ones(n) if reward_left is None else np.asarray(reward_left, dtype=float).ravel()
     rr = np.ones(n) if reward_right is None else np.asarray(reward_right, dtype=float).ravel()
     for name, arr in (
@@ -70,7 +86,7 @@ def check_trials(
                 "finite values",
                 f"{int(bad.sum())} non-finite (first at trial {int(np.flatnonzero(bad)[0])})",
             )
-    if not np.isin(c, (0, 1)).all():
+    if not ((c == 0) | (c == 1)).all():
         raise InputError(
             source,
             "choice",
@@ -152,7 +168,7 @@ class LapseModel:
                 f"only {'right' if c[0] == 1 else 'left'} choices",
             )
         for name in self.conditions_:
-            levels = np.unique(s[cond == name])
+            levels = np.unique(s if len(self.conditions_) == 1 else s[cond == name])
             if levels.size < 2:
                 raise InputError(
                     "data",
@@ -160,13 +176,20 @@ class LapseModel:
                     "at least 2 stimulus levels",
                     f"only {levels.tolist()}",
                 )
-        idx = np.searchsorted(self.conditions_, cond)
+        idx = (
+            np.zeros(s.size, dtype=np.int64)
+            if len(self.conditions_) == 1
+            else np.searchsorted(self.conditions_, cond)
+        )
         self._spec = MODELS[self.model]
-        self._layout(s, np.concatenate([rl, rr]))
         self._cells = Cells.from_trials(idx, s, rl, rr, c)
-        self._rewards = self._typical_rewards(idx, rl, rr)
+        cells = self._cells
+        self._layout(cells.s, np.concatenate([cells.r_left, cells.r_right]))
+        self._rewards = self._typical_rewards(cells)
         rng = np.random.default_rng(self.random_state)
-        starts = [self._start(rng, first=(i == 0)) for i in range(self.n_starts)]
+        # Drawn lazily, in order: a start the search never reaches costs nothing, and the
+        # ones it reaches are the same points as when all are drawn up front.
+        starts = (self._start(rng, first=(i == 0)) for i in range(self.n_starts))
         u = self._optimize(self._cells, starts)
         self._set_fit(u, n_trials=s.size)
         return self
@@ -276,6 +299,7 @@ class LapseModel:
         # the scale-like parameters (sigma, beta), so every coordinate has the same scale.
         self._a = np.where(self._log, np.log(np.where(self._log, self._lo, 1.0)), self._lo)
         self._b = np.where(self._log, np.log(np.where(self._log, self._hi, 1.0)), self._hi)
+        self._span = self._b - self._a
         self._scale = (float(np.min(s)), float(np.max(s)), float(np.max(np.abs(rewards))) or 1.0)
 
     def _groups(self, spec: Any, name: str) -> list[list[str]]:
@@ -318,38 +342,133 @@ class LapseModel:
         p, grad = self._spec.p_right(per, s, rl, rr, link=self.link)
         return np.clip(p, _EPS, 1 - _EPS), [grad[name] for name in names]
 
-    def _nll(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray]:
-        theta = self._theta(u)
-        p, grads = self._p(theta, cells.cond, cells.s, cells.r_left, cells.r_right)
-        n, k = cells.n, cells.k
-        nll = -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
-        d_p = -(k / p - (n - k) / (1 - p))
-        g = np.zeros(theta.size)
-        for j, dp in enumerate(grads):
-            g += np.bincount(self._index[cells.cond, j], weights=d_p * dp, minlength=theta.size)
-        return nll, g * self._dtheta_du(theta)
+    def _plan(self, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+        """Slot of each (cell, free parameter), and the (parameter x cell) -> slot sum.
 
-    def _optimize(self, cells: Cells, starts: Sequence[np.ndarray]) -> np.ndarray:
-        """L-BFGS-B from each start; stops once two starts agree on the best NLL."""
-        best, agree = None, 0
+        Built once per set of cells (bootstrap refits share the cells' layout), so an
+        evaluation of the NLL is a fixed number of array operations, whatever the number
+        of rows evaluated at once.
+        """
+        if getattr(self, "_plan_for", None) is not cells.cond:
+            idx = self._index[cells.cond]  # (cells, free)
+            n_free, n_cells = idx.shape[1], idx.shape[0]
+            agg = np.zeros((n_free, n_cells, len(self._slots)))
+            agg[np.arange(n_free)[:, None], np.arange(n_cells)[None, :], idx.T] = 1.0
+            self._plan_for, self._plan_idx = cells.cond, idx
+            self._plan_agg = agg.reshape(n_free * n_cells, len(self._slots))
+        return self._plan_idx, self._plan_agg
+
+    def _grad_rows(self, theta: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+        """NLL and its gradient in the natural parameters at each row of ``theta``."""
+        idx, agg = self._plan(cells)
+        names = self._spec.free
+        per_cell = theta[:, idx.T]  # (rows, free, cells): one gather for every parameter
+        per = {name: per_cell[:, j] for j, name in enumerate(names)}
+        p, grad = self._spec.p_right(per, cells.s, cells.r_left, cells.r_right, link=self.link)
+        p = np.minimum(np.maximum(p, _EPS), 1 - _EPS)
+        n, k = cells.n, cells.k
+        nll = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=-1)
+        d_p = (n - k) / (1 - p) - k / p
+        dp = np.concatenate([grad[name] * d_p for name in names], axis=-1)
+        return nll, dp @ agg
+
+    def _nll_rows(self, u: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+        """NLL and its gradient in u at each row of ``u`` (rows, slots), in one pass."""
+        theta = self._a + np.minimum(np.maximum(u, 0.0), 1.0) * self._span
+        theta[:, self._log] = np.exp(theta[:, self._log])
+        nll, g = self._grad_rows(theta, cells)
+        return nll, g * np.where(self._log, theta * self._span, self._span)
+
+    def _nll(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray]:
+        nll, g = self._nll_rows(np.asarray(u, dtype=float)[None, :], cells)
+        return float(nll[0]), g[0]
+
+    def _nll_hess(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray, np.ndarray]:
+        """NLL, gradient and Hessian in u; the Hessian by forward differences of the
+        analytic gradient, every shifted point evaluated in the same pass."""
+        h = np.where(u > 0.5, -_H_STEP, _H_STEP)  # step inward, never out of [0, 1]
+        rows = np.repeat(u[None, :], len(u) + 1, axis=0)
+        rows[np.arange(1, len(u) + 1), np.arange(len(u))] += h
+        nll, g = self._nll_rows(rows, cells)
+        hess = (g[1:] - g[0]) / h[:, None]
+        return float(nll[0]), g[0], 0.5 * (hess + hess.T)
+
+    def _newton(self, cells: Cells, u0: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """Projected Newton on the box [0, 1] (Bertsekas 1982); returns u, NLL, converged.
+
+        Coordinates on a bound whose gradient pushes outward are held there; the others
+        take a Newton step on their block of the Hessian, with its eigenvalues replaced by
+        their absolute values (floored) where it is not positive definite, so that the
+        step always descends; then a backtracking Armijo search along the projected arc.
+        Converged: largest projected gradient below ``_GTOL``, or no further decrease at
+        machine precision.
+        """
+        u = np.clip(np.asarray(u0, dtype=float), 0.0, 1.0)
+        f, g, hess = self._nll_hess(u, cells)
+        for _ in range(_NEWTON_MAXITER):
+            free = ~(((u <= 0.0) & (g > 0)) | ((u >= 1.0) & (g < 0)))
+            if np.max(np.abs(g[free]), initial=0.0) <= _GTOL:
+                return u, f, True
+            d = np.zeros_like(u)
+            if free.all():
+                lam, vec = np.linalg.eigh(hess)
+                gf = g
+            else:
+                lam, vec = np.linalg.eigh(hess[np.ix_(free, free)])
+                gf = g[free]
+            positive = lam[0] > 0
+            lam = np.maximum(np.abs(lam), 1e-10 * max(1.0, float(np.max(np.abs(lam)))))
+            proj = vec.T @ gf
+            if positive and proj @ (proj / lam) <= 2.0 * _DECREMENT:
+                # Within _DECREMENT nat of the minimum of the local quadratic model, and
+                # the Hessian is positive definite there: the step cannot gain more.
+                return u, f, True
+            d[free] = -(vec @ (proj / lam))
+            t = 1.0
+            while True:
+                un = np.clip(u + t * d, 0.0, 1.0)
+                fn, gn, hn = self._nll_hess(un, cells)
+                if fn <= f + 1e-4 * (g @ (un - u)):
+                    break
+                t *= 0.5
+                if t < 1e-10:
+                    return u, f, False  # no descent along the arc: let L-BFGS-B finish
+            done = f - fn <= 1e-15 * max(1.0, abs(f))
+            u, f, g, hess = un, fn, gn, hn
+            if done:
+                return u, f, True
+        return u, f, False
+
+    def _optimize(self, cells: Cells, starts: Iterable[np.ndarray]) -> np.ndarray:
+        """Projected Newton from each start; stops once two starts agree on the best NLL.
+
+        A start on which Newton does not converge is finished by L-BFGS-B from where
+        Newton stopped.
+        """
+        best_u, best_f, agree = None, np.inf, 0
         for u0 in starts:
-            res = minimize(
-                self._nll,
-                u0,
-                args=(cells,),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(0.0, 1.0)] * len(u0),
-                options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
-            )
-            if best is None or res.fun < best.fun - 1e-6:
-                best, agree = res, 1
-            elif res.fun < best.fun + 1e-6:
+            u, f, ok = self._newton(cells, u0)
+            if not ok:
+                res = minimize(
+                    self._nll,
+                    u,
+                    args=(cells,),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=[(0.0, 1.0)] * len(u),
+                    options={"maxiter": 1000, "ftol": 1e-12, "gtol": _GTOL},
+                )
+                if res.fun < f:
+                    u, f = np.clip(res.x, 0.0, 1.0), float(res.fun)
+            if f < best_f - 1e-6:
+                best_u, best_f, agree = u, f, 1
+            elif f < best_f + 1e-6:
                 agree += 1
-                best = res if res.fun < best.fun else best
+                if f < best_f:
+                    best_u, best_f = u, f
             if agree >= 2:
                 break
-        return np.clip(best.x, 0.0, 1.0)
+        return np.clip(best_u, 0.0, 1.0)
 
     def _start(self, rng: np.random.Generator, first: bool) -> np.ndarray:
         lo, hi, r_max = self._scale
@@ -379,13 +498,20 @@ class LapseModel:
             }
         return self._u(np.array([guess[name] for name in self._slots]))
 
-    def _typical_rewards(self, idx, rl, rr) -> np.ndarray:
+    def _typical_rewards(self, cells: Cells) -> np.ndarray:
+        """Each condition's most common (r_left, r_right); ties go to the smallest pair."""
         out = np.empty((len(self.conditions_), 2))
         for i in range(len(self.conditions_)):
-            pairs, counts = np.unique(
-                np.column_stack([rl[idx == i], rr[idx == i]]), axis=0, return_counts=True
-            )
-            out[i] = pairs[np.argmax(counts)]
+            counts: dict[tuple[float, float], float] = {}
+            sel = cells.cond == i
+            for pair, n in zip(
+                zip(cells.r_left[sel].tolist(), cells.r_right[sel].tolist(), strict=True),
+                cells.n[sel].tolist(),
+                strict=True,
+            ):
+                counts[pair] = counts.get(pair, 0.0) + n
+            top = max(counts.values())
+            out[i] = min(pair for pair, n in counts.items() if n == top)
         return out
 
     def _named(self, u: np.ndarray) -> dict[str, dict[str, float]]:
@@ -416,25 +542,14 @@ class LapseModel:
             self.at_bound_[cname] = {name: bool(edge[k]) for name, k in slots.items()}
 
     def _hessian_se(self, theta: np.ndarray) -> np.ndarray:
-        """Standard errors from the inverse of the NLL Hessian in natural parameters."""
+        """Standard errors from the inverse of the NLL Hessian in natural parameters.
 
-        def grad(t: np.ndarray) -> np.ndarray:
-            p, grads = self._p(
-                t, self._cells.cond, self._cells.s, self._cells.r_left, self._cells.r_right
-            )
-            n, k = self._cells.n, self._cells.k
-            d_p = -(k / p - (n - k) / (1 - p))
-            return sum(
-                np.bincount(self._index[self._cells.cond, j], weights=d_p * dp, minlength=t.size)
-                for j, dp in enumerate(grads)
-            )
-
+        Central differences of the analytic gradient, every shifted point in one pass.
+        """
         h = 1e-6 * np.maximum(np.abs(theta), self._hi - self._lo)
-        hess = np.empty((theta.size, theta.size))
-        for i in range(theta.size):
-            step = np.zeros(theta.size)
-            step[i] = h[i]
-            hess[i] = (grad(theta + step) - grad(theta - step)) / (2 * h[i])
+        step = np.diag(h)
+        _, g = self._grad_rows(np.vstack([theta + step, theta - step]), self._cells)
+        hess = (g[: theta.size] - g[theta.size :]) / (2 * h[:, None])
         hess = 0.5 * (hess + hess.T)
         try:
             cov = np.linalg.inv(hess)
