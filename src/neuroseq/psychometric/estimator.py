@@ -17,6 +17,7 @@ _GTOL = 1e-8  # converged: largest projected gradient in u (u in [0, 1]), in nat
 _H_STEP = 1e-6  # forward-difference step in u for the Hessian of the NLL
 _NEWTON_MAXITER = 100
 _DECREMENT = 1e-12  # converged: the Newton step would lower the NLL by less (nat)
+_NEWTON_WORK = 4096  # most (rows x cells x model width) of a Newton Hessian pass
 
 
 @dataclass
@@ -386,12 +387,16 @@ class LapseModel:
     def _nll_hess(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray, np.ndarray]:
         """NLL, gradient and Hessian in u; the Hessian by forward differences of the
         analytic gradient, every shifted point evaluated in the same pass."""
+        m = len(u)
         h = np.where(u > 0.5, -_H_STEP, _H_STEP)  # step inward, never out of [0, 1]
-        rows = np.repeat(u[None, :], len(u) + 1, axis=0)
-        rows[np.arange(1, len(u) + 1), np.arange(len(u))] += h
+        rows = np.empty((m + 1, m))
+        rows[:] = u
+        rows.flat[m :: m + 1] += h  # row i + 1 is u shifted along coordinate i
         nll, g = self._nll_rows(rows, cells)
         hess = (g[1:] - g[0]) / h[:, None]
-        return float(nll[0]), g[0], 0.5 * (hess + hess.T)
+        hess += hess.T
+        hess *= 0.5
+        return float(nll[0]), g[0], hess
 
     def _newton(self, cells: Cells, u0: np.ndarray) -> tuple[np.ndarray, float, bool]:
         """Projected Newton on the box [0, 1] (Bertsekas 1982); returns u, NLL, converged.
@@ -400,35 +405,41 @@ class LapseModel:
         take a Newton step on their block of the Hessian, with its eigenvalues replaced by
         their absolute values (floored) where it is not positive definite, so that the
         step always descends; then a backtracking Armijo search along the projected arc.
-        Converged: largest projected gradient below ``_GTOL``, or no further decrease at
-        machine precision.
+        Converged: largest projected gradient below ``_GTOL``; or, with the Hessian
+        positive definite, a Newton step that would lower the NLL by less than
+        ``_DECREMENT``; or no further decrease at machine precision.
         """
-        u = np.clip(np.asarray(u0, dtype=float), 0.0, 1.0)
+        u = np.minimum(np.maximum(np.asarray(u0, dtype=float), 0.0), 1.0)
         f, g, hess = self._nll_hess(u, cells)
         for _ in range(_NEWTON_MAXITER):
-            free = ~(((u <= 0.0) & (g > 0)) | ((u >= 1.0) & (g < 0)))
-            if np.max(np.abs(g[free]), initial=0.0) <= _GTOL:
-                return u, f, True
-            d = np.zeros_like(u)
-            if free.all():
-                lam, vec = np.linalg.eigh(hess)
-                gf = g
+            if u.min() > 0.0 and u.max() < 1.0:  # the usual case: nothing on a bound
+                free = None
+                gf, sub = g, hess
             else:
-                lam, vec = np.linalg.eigh(hess[np.ix_(free, free)])
-                gf = g[free]
+                free = ~(((u <= 0.0) & (g > 0)) | ((u >= 1.0) & (g < 0)))
+                gf, sub = g[free], hess[np.ix_(free, free)]
+            if gf.size == 0 or np.abs(gf).max() <= _GTOL:
+                return u, f, True
+            lam, vec = np.linalg.eigh(sub)
             positive = lam[0] > 0
-            lam = np.maximum(np.abs(lam), 1e-10 * max(1.0, float(np.max(np.abs(lam)))))
-            proj = vec.T @ gf
-            if positive and proj @ (proj / lam) <= 2.0 * _DECREMENT:
+            lam = np.abs(lam)
+            lam = np.maximum(lam, 1e-10 * max(1.0, float(lam.max())))
+            proj = (gf @ vec) / np.sqrt(lam)
+            if positive and proj @ proj <= 2.0 * _DECREMENT:
                 # Within _DECREMENT nat of the minimum of the local quadratic model, and
                 # the Hessian is positive definite there: the step cannot gain more.
                 return u, f, True
-            d[free] = -(vec @ (proj / lam))
+            step = vec @ (proj / np.sqrt(lam))
+            if free is None:
+                d = -step
+            else:
+                d = np.zeros_like(u)
+                d[free] = -step
             t = 1.0
             while True:
-                un = np.clip(u + t * d, 0.0, 1.0)
+                un = np.minimum(np.maximum(u + t * d, 0.0), 1.0)
                 fn, gn, hn = self._nll_hess(un, cells)
-                if fn <= f + 1e-4 * (g @ (un - u)):
+                if fn <= f + 1e-4 * float(g @ (un - u)):
                     break
                 t *= 0.5
                 if t < 1e-10:
@@ -440,14 +451,21 @@ class LapseModel:
         return u, f, False
 
     def _optimize(self, cells: Cells, starts: Iterable[np.ndarray]) -> np.ndarray:
-        """Projected Newton from each start; stops once two starts agree on the best NLL.
+        """Minimise the NLL from each start; stop once two starts agree on the best NLL.
 
-        A start on which Newton does not converge is finished by L-BFGS-B from where
-        Newton stopped.
+        Projected Newton where its Hessian pass is cheap: evaluating the NLL at the
+        ``slots + 1`` points of the pass costs about one evaluation while the array
+        work is small (``_NEWTON_WORK`` numbers per row), and Newton needs a few times
+        fewer evaluations than L-BFGS-B. Where the work is large (``exploration``
+        integrates over quadrature nodes in every cell) the pass costs ``slots + 1``
+        evaluations and L-BFGS-B is used. A start on which Newton does not converge is
+        finished by L-BFGS-B from where Newton stopped.
         """
+        work = (len(self._slots) + 1) * len(cells.n) * self._spec.width
+        newton = work <= _NEWTON_WORK
         best_u, best_f, agree = None, np.inf, 0
         for u0 in starts:
-            u, f, ok = self._newton(cells, u0)
+            u, f, ok = self._newton(cells, u0) if newton else (u0, np.inf, False)
             if not ok:
                 res = minimize(
                     self._nll,
