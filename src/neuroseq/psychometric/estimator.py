@@ -133,6 +133,17 @@ class LapseModel:
         Negative log-likelihood, AIC = 2k + 2 NLL, BIC = k ln(n) + 2 NLL (n = trials).
     n_params_, n_trials_ : int
     conditions_ : list of str
+
+    Notes
+    -----
+    Trials are pooled into cells of identical (condition, stimulus, rewards), so one
+    evaluation of the NLL costs the same for 100 or 10,000 trials. Each start is searched
+    on u in [0, 1] (every parameter mapped linearly, or in log for sigma and beta, between
+    its bounds) by projected Newton (Bertsekas 1982, SIAM J. Control Optim. 20:221): the
+    Hessian is the forward difference of the analytic gradient along each coordinate,
+    all coordinates evaluated in one vectorised pass, so a Newton iteration costs about
+    one evaluation while the model is cheap; ``exploration``, whose every cell
+    integrates over quadrature nodes, uses L-BFGS-B when that pass would be large.
     """
 
     def __init__(
