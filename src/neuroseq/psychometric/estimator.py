@@ -446,13 +446,19 @@ class LapseModel:
             else:
                 d = np.zeros_like(u)
                 d[free] = -step
-            t = 1.0
+            t, slope = 1.0, float(g @ d)
             while True:
                 un = np.minimum(np.maximum(u + t * d, 0.0), 1.0)
                 fn, gn, hn = self._nll_hess(un, cells)
                 if fn <= f + 1e-4 * float(g @ (un - u)):
                     break
-                t *= 0.5
+                # Backtrack to the minimum of the quadratic through f, the slope and fn,
+                # kept within [0.1 t, 0.5 t]: a step into a region where p is near 0 or
+                # 1 raises the NLL by orders of magnitude, and halving from there would
+                # take many evaluations (Nocedal & Wright 2006, section 3.5).
+                curv = fn - f - slope * t
+                t_min = -slope * t * t / (2.0 * curv) if curv > 0 else 0.5 * t
+                t = min(max(t_min, 0.1 * t), 0.5 * t)
                 if t < 1e-10:
                     return u, f, False  # no descent along the arc: let L-BFGS-B finish
             done = f - fn <= 1e-15 * max(1.0, abs(f))
