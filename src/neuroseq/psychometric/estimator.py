@@ -344,35 +344,34 @@ class LapseModel:
         v = np.where(self._log, np.log(np.where(self._log, theta, 1.0)), theta)
         return np.clip((v - self._a) / (self._b - self._a), 0.0, 1.0)
 
-    def _dtheta_du(self, theta: np.ndarray) -> np.ndarray:
-        span = self._b - self._a
-        return np.where(self._log, theta * span, span)
-
     def _p(self, theta: np.ndarray, cond, s, rl, rr) -> tuple[np.ndarray, list[np.ndarray]]:
         names = self._spec.free
         per = {name: theta[self._index[cond, j]] for j, name in enumerate(names)}
         p, grad = self._spec.p_right(per, s, rl, rr, link=self.link)
         return np.clip(p, _EPS, 1 - _EPS), [grad[name] for name in names]
 
-    def _plan(self, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
-        """Slot of each (cell, free parameter), and the (parameter x cell) -> slot sum.
+    def _plan(self, cells: Cells, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slot of each (cell, free parameter), and where each (row, parameter, cell)
+        term of the gradient lands in the flattened (row, slot) gradient.
 
-        Built once per set of cells (bootstrap refits share the cells' layout), so an
-        evaluation of the NLL is a fixed number of array operations, whatever the number
-        of rows evaluated at once.
+        Built once per set of cells and number of rows (bootstrap refits share the
+        cells' layout), so an evaluation of the NLL is a fixed number of array
+        operations, whatever the number of rows evaluated at once.
         """
         if getattr(self, "_plan_for", None) is not cells.cond:
-            idx = self._index[cells.cond]  # (cells, free)
-            n_free, n_cells = idx.shape[1], idx.shape[0]
-            agg = np.zeros((n_free, n_cells, len(self._slots)))
-            agg[np.arange(n_free)[:, None], np.arange(n_cells)[None, :], idx.T] = 1.0
-            self._plan_for, self._plan_idx = cells.cond, idx
-            self._plan_agg = agg.reshape(n_free * n_cells, len(self._slots))
-        return self._plan_idx, self._plan_agg
+            self._plan_for, self._plan_sum = cells.cond, {}
+            self._plan_idx = self._index[cells.cond]
+        idx = self._plan_idx  # (cells, free)
+        if rows not in self._plan_sum:
+            self._plan_sum[rows] = (
+                np.arange(rows)[:, None] * len(self._slots) + idx.T.ravel()[None, :]
+            ).ravel()
+        return idx, self._plan_sum[rows]
 
     def _grad_rows(self, theta: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
         """NLL and its gradient in the natural parameters at each row of ``theta``."""
-        idx, agg = self._plan(cells)
+        rows, slots = theta.shape
+        idx, where = self._plan(cells, rows)
         names = self._spec.free
         per_cell = theta[:, idx.T]  # (rows, free, cells): one gather for every parameter
         per = {name: per_cell[:, j] for j, name in enumerate(names)}
@@ -382,7 +381,8 @@ class LapseModel:
         nll = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=-1)
         d_p = (n - k) / (1 - p) - k / p
         dp = np.concatenate([grad[name] * d_p for name in names], axis=-1)
-        return nll, dp @ agg
+        g = np.bincount(where, weights=dp.ravel(), minlength=rows * slots)
+        return nll, g.reshape(rows, slots)
 
     def _nll_rows(self, u: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
         """NLL and its gradient in u at each row of ``u`` (rows, slots), in one pass."""
