@@ -205,3 +205,50 @@ def test_logistic_link_fits_logistic_data():
     normal = LapseModel(link="normal", random_state=0).fit(s, c)
     assert logistic.params_["all"]["sigma"] == pytest.approx(0.8, rel=0.15)
     assert logistic.nll_ < normal.nll_ + 5
+
+
+def test_cells_match_a_row_wise_unique():
+    rng = np.random.default_rng(10)
+    cond = rng.integers(0, 3, 700)
+    s = rng.choice(LEVELS, 700)
+    rl = rng.choice([1.0, 2.0], 700)
+    rr = np.where(rng.random(700) < 0.5, 2.0, 3.5)
+    c = rng.integers(0, 2, 700)
+    cells = Cells.from_trials(cond, s, rl, rr, c)
+    keys = np.column_stack([cond, s, rl, rr])
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    got = np.column_stack([cells.cond, cells.s, cells.r_left, cells.r_right])
+    np.testing.assert_array_equal(got, uniq)
+    np.testing.assert_array_equal(cells.n, np.bincount(inverse.ravel()))
+    np.testing.assert_array_equal(cells.k, np.bincount(inverse.ravel(), weights=c))
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_newton_reaches_the_lbfgsb_optimum(model, monkeypatch):
+    """The projected Newton search ends no worse than L-BFGS-B from the same starts."""
+    from scipy.optimize import minimize
+
+    from neuroseq.psychometric import estimator
+
+    monkeypatch.setattr(estimator, "_NEWTON_WORK", 10**9)  # Newton for every model here
+    s, c, cond, rl, rr = simulate(model, TRUTH[model], 1500, seed=9)
+    est = LapseModel(model, share={"sigma": "all"}, random_state=0).fit(s, c, cond, rl, rr)
+    rng = np.random.default_rng(0)
+    starts = [est._start(rng, first=(i == 0)) for i in range(est.n_starts)]
+    lbfgsb = [
+        minimize(
+            est._nll,
+            u0,
+            args=(est._cells,),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * len(u0),
+            options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
+        ).fun
+        for u0 in starts
+    ]
+    assert est.nll_ <= min(lbfgsb) + 1e-6, (est.nll_, lbfgsb)
+    # Converged: the projected gradient vanishes at the optimum.
+    _, grad = est._nll(est.u_, est._cells)
+    inside = (est.u_ > 1e-9) & (est.u_ < 1 - 1e-9)
+    assert np.abs(grad[inside]).max() < 1e-4

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,11 @@ from neuroseq.errors import InputError
 from neuroseq.psychometric.models import MODELS, bounds
 
 _EPS = 1e-10  # p is kept inside [_EPS, 1 - _EPS] so that log-likelihoods stay finite
+_GTOL = 1e-8  # converged: largest projected gradient in u (u in [0, 1]), in nat
+_H_STEP = 1e-6  # forward-difference step in u for the Hessian of the NLL
+_NEWTON_MAXITER = 100
+_DECREMENT = 1e-12  # converged: the Newton step would lower the NLL by less (nat)
+_NEWTON_WORK = 4096  # most (rows x cells x model width) of a Newton Hessian pass
 
 
 @dataclass
@@ -28,12 +33,28 @@ class Cells:
 
     @classmethod
     def from_trials(cls, cond, s, r_left, r_right, choice) -> Cells:
-        keys = np.column_stack([cond, s, r_left, r_right])
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
+        # One integer key per trial, mixed-radix over the ranks of each column, so cells
+        # come out in lexicographic order of (condition, stimulus, r_left, r_right)
+        # without a row-wise unique (which sorts a structured view and is slow).
+        key = np.zeros(len(s), dtype=np.int64)
+        values = []
+        for col in (cond, s, r_left, r_right):
+            col = np.asarray(col)
+            if col.size and (col == col[0]).all():
+                levels, rank = col[:1], np.zeros(col.size, dtype=np.int64)
+            else:
+                levels, rank = np.unique(col, return_inverse=True)
+            key = key * len(levels) + rank.ravel()
+            values.append(levels)
+        uniq, inverse = np.unique(key, return_inverse=True)
         n = np.bincount(inverse, minlength=len(uniq)).astype(float)
         k = np.bincount(inverse, weights=choice, minlength=len(uniq))
-        return cls(uniq[:, 0].astype(np.int64), uniq[:, 1], uniq[:, 2], uniq[:, 3], n, k)
+        cols = []
+        for levels in reversed(values):
+            cols.append(levels[uniq % len(levels)])
+            uniq = uniq // len(levels)
+        rr, rl, s_, c_ = cols
+        return cls(c_.astype(np.int64), s_.astype(float), rl.astype(float), rr.astype(float), n, k)
 
     def with_k(self, k: np.ndarray) -> Cells:
         return Cells(self.cond, self.s, self.r_left, self.r_right, self.n, k)
@@ -46,11 +67,7 @@ def check_trials(
     s = np.asarray(stimulus, dtype=float).ravel()
     c = np.asarray(choice).ravel()
     n = s.size
-    cond = (
-        np.full(n, "all", dtype=object)
-        if condition is None
-        else np.asarray(condition).astype(str).ravel()
-    )
+    cond = np.full(n, "all") if condition is None else np.asarray(condition).astype(str).ravel()
     rl = np.ones(n) if reward_left is None else np.asarray(reward_left, dtype=float).ravel()
     rr = np.ones(n) if reward_right is None else np.asarray(reward_right, dtype=float).ravel()
     for name, arr in (
@@ -70,7 +87,7 @@ def check_trials(
                 "finite values",
                 f"{int(bad.sum())} non-finite (first at trial {int(np.flatnonzero(bad)[0])})",
             )
-    if not np.isin(c, (0, 1)).all():
+    if not ((c == 0) | (c == 1)).all():
         raise InputError(
             source,
             "choice",
@@ -116,6 +133,17 @@ class LapseModel:
         Negative log-likelihood, AIC = 2k + 2 NLL, BIC = k ln(n) + 2 NLL (n = trials).
     n_params_, n_trials_ : int
     conditions_ : list of str
+
+    Notes
+    -----
+    Trials are pooled into cells of identical (condition, stimulus, rewards), so one
+    evaluation of the NLL costs the same for 100 or 10,000 trials. Each start is searched
+    on u in [0, 1] (every parameter mapped linearly, or in log for sigma and beta, between
+    its bounds) by projected Newton (Bertsekas 1982, SIAM J. Control Optim. 20:221): the
+    Hessian is the forward difference of the analytic gradient along each coordinate,
+    all coordinates evaluated in one vectorised pass, so a Newton iteration costs about
+    one evaluation while the model is cheap; ``exploration``, whose every cell
+    integrates over quadrature nodes, uses L-BFGS-B when that pass would be large.
     """
 
     def __init__(
@@ -152,7 +180,7 @@ class LapseModel:
                 f"only {'right' if c[0] == 1 else 'left'} choices",
             )
         for name in self.conditions_:
-            levels = np.unique(s[cond == name])
+            levels = np.unique(s if len(self.conditions_) == 1 else s[cond == name])
             if levels.size < 2:
                 raise InputError(
                     "data",
@@ -160,13 +188,20 @@ class LapseModel:
                     "at least 2 stimulus levels",
                     f"only {levels.tolist()}",
                 )
-        idx = np.searchsorted(self.conditions_, cond)
+        idx = (
+            np.zeros(s.size, dtype=np.int64)
+            if len(self.conditions_) == 1
+            else np.searchsorted(self.conditions_, cond)
+        )
         self._spec = MODELS[self.model]
-        self._layout(s, np.concatenate([rl, rr]))
         self._cells = Cells.from_trials(idx, s, rl, rr, c)
-        self._rewards = self._typical_rewards(idx, rl, rr)
+        cells = self._cells
+        self._layout(cells.s, np.concatenate([cells.r_left, cells.r_right]))
+        self._rewards = self._typical_rewards(cells)
         rng = np.random.default_rng(self.random_state)
-        starts = [self._start(rng, first=(i == 0)) for i in range(self.n_starts)]
+        # Drawn lazily, in order: a start the search never reaches costs nothing, and the
+        # ones it reaches are the same points as when all are drawn up front.
+        starts = (self._start(rng, first=(i == 0)) for i in range(self.n_starts))
         u = self._optimize(self._cells, starts)
         self._set_fit(u, n_trials=s.size)
         return self
@@ -276,6 +311,7 @@ class LapseModel:
         # the scale-like parameters (sigma, beta), so every coordinate has the same scale.
         self._a = np.where(self._log, np.log(np.where(self._log, self._lo, 1.0)), self._lo)
         self._b = np.where(self._log, np.log(np.where(self._log, self._hi, 1.0)), self._hi)
+        self._span = self._b - self._a
         self._scale = (float(np.min(s)), float(np.max(s)), float(np.max(np.abs(rewards))) or 1.0)
 
     def _groups(self, spec: Any, name: str) -> list[list[str]]:
@@ -308,48 +344,166 @@ class LapseModel:
         v = np.where(self._log, np.log(np.where(self._log, theta, 1.0)), theta)
         return np.clip((v - self._a) / (self._b - self._a), 0.0, 1.0)
 
-    def _dtheta_du(self, theta: np.ndarray) -> np.ndarray:
-        span = self._b - self._a
-        return np.where(self._log, theta * span, span)
-
     def _p(self, theta: np.ndarray, cond, s, rl, rr) -> tuple[np.ndarray, list[np.ndarray]]:
         names = self._spec.free
         per = {name: theta[self._index[cond, j]] for j, name in enumerate(names)}
         p, grad = self._spec.p_right(per, s, rl, rr, link=self.link)
         return np.clip(p, _EPS, 1 - _EPS), [grad[name] for name in names]
 
-    def _nll(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray]:
-        theta = self._theta(u)
-        p, grads = self._p(theta, cells.cond, cells.s, cells.r_left, cells.r_right)
-        n, k = cells.n, cells.k
-        nll = -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
-        d_p = -(k / p - (n - k) / (1 - p))
-        g = np.zeros(theta.size)
-        for j, dp in enumerate(grads):
-            g += np.bincount(self._index[cells.cond, j], weights=d_p * dp, minlength=theta.size)
-        return nll, g * self._dtheta_du(theta)
+    def _plan(self, cells: Cells, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slot of each (cell, free parameter), and where each (row, parameter, cell)
+        term of the gradient lands in the flattened (row, slot) gradient.
 
-    def _optimize(self, cells: Cells, starts: Sequence[np.ndarray]) -> np.ndarray:
-        """L-BFGS-B from each start; stops once two starts agree on the best NLL."""
-        best, agree = None, 0
+        Built once per set of cells and number of rows (bootstrap refits share the
+        cells' layout), so an evaluation of the NLL is a fixed number of array
+        operations, whatever the number of rows evaluated at once.
+        """
+        if getattr(self, "_plan_for", None) is not cells.cond:
+            self._plan_for, self._plan_sum = cells.cond, {}
+            self._plan_idx = self._index[cells.cond]
+        idx = self._plan_idx  # (cells, free)
+        if rows not in self._plan_sum:
+            self._plan_sum[rows] = (
+                np.arange(rows)[:, None] * len(self._slots) + idx.T.ravel()[None, :]
+            ).ravel()
+        return idx, self._plan_sum[rows]
+
+    def _grad_rows(self, theta: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+        """NLL and its gradient in the natural parameters at each row of ``theta``."""
+        rows, slots = theta.shape
+        idx, where = self._plan(cells, rows)
+        names = self._spec.free
+        per_cell = theta[:, idx.T]  # (rows, free, cells): one gather for every parameter
+        per = {name: per_cell[:, j] for j, name in enumerate(names)}
+        p, grad = self._spec.p_right(per, cells.s, cells.r_left, cells.r_right, link=self.link)
+        p = np.minimum(np.maximum(p, _EPS), 1 - _EPS)
+        n, k = cells.n, cells.k
+        nll = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=-1)
+        d_p = (n - k) / (1 - p) - k / p
+        dp = np.concatenate([grad[name] * d_p for name in names], axis=-1)
+        g = np.bincount(where, weights=dp.ravel(), minlength=rows * slots)
+        return nll, g.reshape(rows, slots)
+
+    def _nll_rows(self, u: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+        """NLL and its gradient in u at each row of ``u`` (rows, slots), in one pass."""
+        theta = self._a + np.minimum(np.maximum(u, 0.0), 1.0) * self._span
+        theta[:, self._log] = np.exp(theta[:, self._log])
+        nll, g = self._grad_rows(theta, cells)
+        return nll, g * np.where(self._log, theta * self._span, self._span)
+
+    def _nll(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray]:
+        nll, g = self._nll_rows(np.asarray(u, dtype=float)[None, :], cells)
+        return float(nll[0]), g[0]
+
+    def _nll_hess(self, u: np.ndarray, cells: Cells) -> tuple[float, np.ndarray, np.ndarray]:
+        """NLL, gradient and Hessian in u; the Hessian by forward differences of the
+        analytic gradient, every shifted point evaluated in the same pass."""
+        m = len(u)
+        h = np.where(u > 0.5, -_H_STEP, _H_STEP)  # step inward, never out of [0, 1]
+        rows = np.empty((m + 1, m))
+        rows[:] = u
+        rows.flat[m :: m + 1] += h  # row i + 1 is u shifted along coordinate i
+        nll, g = self._nll_rows(rows, cells)
+        hess = (g[1:] - g[0]) / h[:, None]
+        hess += hess.T
+        hess *= 0.5
+        return float(nll[0]), g[0], hess
+
+    def _newton(self, cells: Cells, u0: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """Projected Newton on the box [0, 1] (Bertsekas 1982); returns u, NLL, converged.
+
+        Coordinates on a bound whose gradient pushes outward are held there; the others
+        take a Newton step on their block of the Hessian, with its eigenvalues replaced by
+        their absolute values (floored) where it is not positive definite, so that the
+        step always descends; then a backtracking Armijo search along the projected arc.
+        Converged: largest projected gradient below ``_GTOL``; or, with the Hessian
+        positive definite, a Newton step that would lower the NLL by less than
+        ``_DECREMENT``; or no further decrease at machine precision.
+        """
+        u = np.minimum(np.maximum(np.asarray(u0, dtype=float), 0.0), 1.0)
+        f, g, hess = self._nll_hess(u, cells)
+        for _ in range(_NEWTON_MAXITER):
+            if u.min() > 0.0 and u.max() < 1.0:  # the usual case: nothing on a bound
+                free = None
+                gf, sub = g, hess
+            else:
+                free = ~(((u <= 0.0) & (g > 0)) | ((u >= 1.0) & (g < 0)))
+                gf, sub = g[free], hess[np.ix_(free, free)]
+            if gf.size == 0 or np.abs(gf).max() <= _GTOL:
+                return u, f, True
+            lam, vec = np.linalg.eigh(sub)
+            positive = lam[0] > 0
+            lam = np.abs(lam)
+            lam = np.maximum(lam, 1e-10 * max(1.0, float(lam.max())))
+            proj = (gf @ vec) / np.sqrt(lam)
+            if positive and proj @ proj <= 2.0 * _DECREMENT:
+                # Within _DECREMENT nat of the minimum of the local quadratic model, and
+                # the Hessian is positive definite there: the step cannot gain more.
+                return u, f, True
+            step = vec @ (proj / np.sqrt(lam))
+            if free is None:
+                d = -step
+            else:
+                d = np.zeros_like(u)
+                d[free] = -step
+            t, slope = 1.0, float(g @ d)
+            while True:
+                un = np.minimum(np.maximum(u + t * d, 0.0), 1.0)
+                fn, gn, hn = self._nll_hess(un, cells)
+                if fn <= f + 1e-4 * float(g @ (un - u)):
+                    break
+                # Backtrack to the minimum of the quadratic through f, the slope and fn,
+                # kept within [0.1 t, 0.5 t]: a step into a region where p is near 0 or
+                # 1 raises the NLL by orders of magnitude, and halving from there would
+                # take many evaluations (Nocedal & Wright 2006, section 3.5).
+                curv = fn - f - slope * t
+                t_min = -slope * t * t / (2.0 * curv) if curv > 0 else 0.5 * t
+                t = min(max(t_min, 0.1 * t), 0.5 * t)
+                if t < 1e-10:
+                    return u, f, False  # no descent along the arc: let L-BFGS-B finish
+            done = f - fn <= 1e-15 * max(1.0, abs(f))
+            u, f, g, hess = un, fn, gn, hn
+            if done:
+                return u, f, True
+        return u, f, False
+
+    def _optimize(self, cells: Cells, starts: Iterable[np.ndarray]) -> np.ndarray:
+        """Minimise the NLL from each start; stop once two starts agree on the best NLL.
+
+        Projected Newton where its Hessian pass is cheap: evaluating the NLL at the
+        ``slots + 1`` points of the pass costs about one evaluation while the array
+        work is small (``_NEWTON_WORK`` numbers per row), and Newton needs a few times
+        fewer evaluations than L-BFGS-B. Where the work is large (``exploration``
+        integrates over quadrature nodes in every cell) the pass costs ``slots + 1``
+        evaluations and L-BFGS-B is used. A start on which Newton does not converge is
+        finished by L-BFGS-B from where Newton stopped.
+        """
+        work = (len(self._slots) + 1) * len(cells.n) * self._spec.width
+        newton = work <= _NEWTON_WORK
+        best_u, best_f, agree = None, np.inf, 0
         for u0 in starts:
-            res = minimize(
-                self._nll,
-                u0,
-                args=(cells,),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(0.0, 1.0)] * len(u0),
-                options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
-            )
-            if best is None or res.fun < best.fun - 1e-6:
-                best, agree = res, 1
-            elif res.fun < best.fun + 1e-6:
+            u, f, ok = self._newton(cells, u0) if newton else (u0, np.inf, False)
+            if not ok:
+                res = minimize(
+                    self._nll,
+                    u,
+                    args=(cells,),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=[(0.0, 1.0)] * len(u),
+                    options={"maxiter": 1000, "ftol": 1e-12, "gtol": _GTOL},
+                )
+                if res.fun < f:
+                    u, f = np.clip(res.x, 0.0, 1.0), float(res.fun)
+            if f < best_f - 1e-6:
+                best_u, best_f, agree = u, f, 1
+            elif f < best_f + 1e-6:
                 agree += 1
-                best = res if res.fun < best.fun else best
+                if f < best_f:
+                    best_u, best_f = u, f
             if agree >= 2:
                 break
-        return np.clip(best.x, 0.0, 1.0)
+        return np.clip(best_u, 0.0, 1.0)
 
     def _start(self, rng: np.random.Generator, first: bool) -> np.ndarray:
         lo, hi, r_max = self._scale
@@ -379,13 +533,20 @@ class LapseModel:
             }
         return self._u(np.array([guess[name] for name in self._slots]))
 
-    def _typical_rewards(self, idx, rl, rr) -> np.ndarray:
+    def _typical_rewards(self, cells: Cells) -> np.ndarray:
+        """Each condition's most common (r_left, r_right); ties go to the smallest pair."""
         out = np.empty((len(self.conditions_), 2))
         for i in range(len(self.conditions_)):
-            pairs, counts = np.unique(
-                np.column_stack([rl[idx == i], rr[idx == i]]), axis=0, return_counts=True
-            )
-            out[i] = pairs[np.argmax(counts)]
+            counts: dict[tuple[float, float], float] = {}
+            sel = cells.cond == i
+            for pair, n in zip(
+                zip(cells.r_left[sel].tolist(), cells.r_right[sel].tolist(), strict=True),
+                cells.n[sel].tolist(),
+                strict=True,
+            ):
+                counts[pair] = counts.get(pair, 0.0) + n
+            top = max(counts.values())
+            out[i] = min(pair for pair, n in counts.items() if n == top)
         return out
 
     def _named(self, u: np.ndarray) -> dict[str, dict[str, float]]:
@@ -416,25 +577,14 @@ class LapseModel:
             self.at_bound_[cname] = {name: bool(edge[k]) for name, k in slots.items()}
 
     def _hessian_se(self, theta: np.ndarray) -> np.ndarray:
-        """Standard errors from the inverse of the NLL Hessian in natural parameters."""
+        """Standard errors from the inverse of the NLL Hessian in natural parameters.
 
-        def grad(t: np.ndarray) -> np.ndarray:
-            p, grads = self._p(
-                t, self._cells.cond, self._cells.s, self._cells.r_left, self._cells.r_right
-            )
-            n, k = self._cells.n, self._cells.k
-            d_p = -(k / p - (n - k) / (1 - p))
-            return sum(
-                np.bincount(self._index[self._cells.cond, j], weights=d_p * dp, minlength=t.size)
-                for j, dp in enumerate(grads)
-            )
-
+        Central differences of the analytic gradient, every shifted point in one pass.
+        """
         h = 1e-6 * np.maximum(np.abs(theta), self._hi - self._lo)
-        hess = np.empty((theta.size, theta.size))
-        for i in range(theta.size):
-            step = np.zeros(theta.size)
-            step[i] = h[i]
-            hess[i] = (grad(theta + step) - grad(theta - step)) / (2 * h[i])
+        step = np.diag(h)
+        _, g = self._grad_rows(np.vstack([theta + step, theta - step]), self._cells)
+        hess = (g[: theta.size] - g[theta.size :]) / (2 * h[:, None])
         hess = 0.5 * (hess + hess.T)
         try:
             cov = np.linalg.inv(hess)

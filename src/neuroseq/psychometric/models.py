@@ -89,6 +89,9 @@ class Model:
     free: tuple[str, ...]
     p_right: Callable[..., tuple[np.ndarray, Grad]]
     derived: Callable[[dict[str, float], float, float], dict[str, float]]
+    #: Numbers computed per cell in one evaluation (quadrature nodes for exploration):
+    #: how much array work an evaluation is beside its fixed call overhead.
+    width: int = 1
 
 
 def _curve(theta, s, link):
@@ -179,6 +182,7 @@ MODELS: dict[str, Model] = {
             "r_R": rr,
             **_lapse_summary(float(expit(-t["beta"] * rl)), float(expit(-t["beta"] * rr))),
         },
+        width=len(_NODES),
     ),
     "fixed_error": Model(
         "fixed_error",
