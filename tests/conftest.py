@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+# One BLAS/OpenMP thread per process, as the workflow's rules run (DESIGN.md): on a small
+# machine several threads per process oversubscribe the cores and slow small linear
+# algebra several-fold. Set before numpy and torch are first imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from helpers import REAL, write_nwb
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from helpers import REAL, write_nwb  # noqa: E402
 
 
 @pytest.fixture(scope="session")
