@@ -20,6 +20,8 @@ from helpers import REPO, write_nwb
 from neuroseq.cli import main
 from neuroseq.config import check_session_id, validate_config
 from neuroseq.errors import InputError
+from neuroseq.io.output import session_groups
+from neuroseq.latent.oivae_data import PARTS, oivae_groups
 from neuroseq.status import read_status, status_html, write_status
 from outputs import differences
 
@@ -161,6 +163,19 @@ def test_status_records_round_trip_and_bad_ones_are_refused(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="expected a JSON status record"):
         read_status(tmp_path / "broken.json")
+
+
+def test_ingest_records_the_groups_so_the_workflow_plans_oivae_without_the_file(tmp_path):
+    write_nwb(tmp_path / "small.nwb", duration=30.0, n_units=8, n_trials=10)
+    out, status = tmp_path / "s" / "session.nc", tmp_path / "s" / "status.json"
+    argv = ["ingest", str(tmp_path / "small.nwb"), "-o", str(out), "--status", str(status)]
+    assert main(argv) in (0, None)
+    record = read_status(status)
+    assert record["groups"] == session_groups(out)
+    assert record["groups"]["units"]
+    assert record["groups"]["behavior"]
+    for parts, exclude in ((PARTS, ()), (["units"], ()), (PARTS, record["groups"]["units"])):
+        assert oivae_groups(record["groups"], parts, exclude) == oivae_groups(out, parts, exclude)
 
 
 def test_the_output_comparison_finds_a_changed_value_and_ignores_timestamps(tmp_path):

@@ -37,7 +37,7 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace) -> None:
     from neuroseq.io.ingest import ingest_file
-    from neuroseq.io.output import session_contents, write_dataset
+    from neuroseq.io.output import session_contents, session_groups, write_dataset
     from neuroseq.io.remote import is_url
 
     config = load_config(args.config)
@@ -74,6 +74,7 @@ def _ingest(args: argparse.Namespace) -> None:
             step="ingest",
             source=args.input,
             contents=session_contents(args.output),
+            groups=session_groups(ds),
         )
 
 

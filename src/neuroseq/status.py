@@ -14,7 +14,7 @@ import html
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ def write_status(
     step: str,
     source: str,
     contents: Iterable[str] = (),
+    groups: Mapping[str, Sequence[str]] | None = None,
     error: InputError | None = None,
 ) -> Path:
     """Write a session's status record atomically (temporary file, then rename).
@@ -46,6 +47,9 @@ def write_status(
         The session, the workflow step (e.g. ``"ingest"``) and the file or URL it read.
     contents : iterable of str
         What the session holds (:func:`neuroseq.io.session_contents`), when it succeeded.
+    groups : mapping, optional
+        Its brain regions and behaviour groups (:func:`neuroseq.io.output.session_groups`),
+        so the workflow can plan oi-VAE without opening the session.
     error : InputError, optional
         The bad-input error that stopped the step; the record is then ``failed``.
     """
@@ -59,6 +63,7 @@ def write_status(
         "status": "failed" if error is not None else "ok",
         "source": str(source),
         "contents": sorted(contents),
+        "groups": {k: list(v) for k, v in (groups or {}).items()},
         "error": None
         if error is None
         else {

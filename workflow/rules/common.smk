@@ -197,16 +197,11 @@ def sessions_for(analysis):
     ]
 
 
-@functools.lru_cache(maxsize=None)
-def _oivae_groups(path, mtime_ns):
-    options = config["oivae"]
-    return oivae_groups(path, options["parts"], options["exclude_groups"])
-
-
 def oivae_ready(session):
     """oi-VAE needs two groups or more (regions with units, body parts) in the session."""
-    path = session_nc(session)
-    return len(_oivae_groups(path, Path(path).stat().st_mtime_ns)) >= 2
+    groups = ingest_status(session).get("groups") or session_nc(session)
+    options = config["oivae"]
+    return len(oivae_groups(groups, options["parts"], options["exclude_groups"])) >= 2
 
 
 def results_of(analysis):

@@ -156,3 +156,22 @@ def session_contents(path: str | Path) -> set[str]:
             "choices": "stimulus" in ds and "choice" in ds,
         }
     return {name for name, present in parts.items() if present}
+
+
+def session_groups(session: xr.Dataset | str | Path) -> dict[str, list[str]]:
+    """The groups a session offers, in order: ``units`` (brain regions of its units) and
+    ``behavior`` (the feature groups, e.g. body parts); empty where a part is absent.
+
+    Ingest records them in the session's status, so that the workflow can plan oi-VAE
+    (two groups or more) without opening every ``session.nc``.
+    """
+    if not isinstance(session, xr.Dataset):
+        with xr.open_dataset(session, engine="h5netcdf") as ds:
+            return session_groups(ds)
+    groups = {"units": [], "behavior": []}
+    if "unit" in session.dims:
+        groups["units"] = [str(r) for r in dict.fromkeys(session.unit_region.values.astype(str))]
+    if "feature" in session.dims:
+        found = session.feature_group.values.astype(str)
+        groups["behavior"] = [str(g) for g in dict.fromkeys(found)]
+    return groups

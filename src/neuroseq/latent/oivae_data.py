@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +18,7 @@ import xarray as xr
 from scipy.ndimage import gaussian_filter1d
 
 from neuroseq.errors import InputError
+from neuroseq.io.output import session_groups
 
 #: Fewest training bins a fit accepts.
 MIN_TRAIN_BINS = 200
@@ -267,20 +268,18 @@ def oivae_data(
 
 
 def oivae_groups(
-    path: str | os.PathLike[str],
+    session: str | os.PathLike[str] | Mapping[str, Sequence[str]],
     parts: Sequence[str] = PARTS,
     exclude_groups: Sequence[str] = (),
 ) -> list[str]:
-    """Groups a ``session.nc`` offers oi-VAE (regions with units, then body parts).
+    """Groups a session offers oi-VAE (regions with units, then body parts).
 
-    The workflow runs oi-VAE only on sessions with at least two.
+    ``session`` is a ``session.nc`` path or the groups ingest recorded for it
+    (:func:`neuroseq.io.output.session_groups`). The workflow runs oi-VAE only on
+    sessions with at least two.
     """
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        found = []
-        if "units" in parts and "unit" in ds.dims:
-            found += [str(r) for r in dict.fromkeys(ds.unit_region.values.astype(str))]
-        if "behavior" in parts and "feature" in ds.dims:
-            found += [str(g) for g in dict.fromkeys(ds.feature_group.values.astype(str))]
+    groups = session if isinstance(session, Mapping) else session_groups(session)
+    found = [g for part in PARTS if part in parts for g in groups.get(part, [])]
     return [g for g in found if g not in set(exclude_groups)]
 
 
