@@ -115,7 +115,9 @@ class LapseModel:
     n_starts : int
         Most starting points of the multi-start search (the first is data-driven, the
         rest seeded random); the search stops early once two starts reach the same best
-        NLL (within 1e-6 nat).
+        NLL (within 1e-6 nat). Models with a location (all but ``exploration``) also
+        score, in closed form, the curve's step limits between the presented levels,
+        and search from the best one when it beats the multi-start's optimum.
     random_state : int or None
         Seed of the random starting points.
 
