@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
-from scipy.special import expit
+from scipy.special import expit, ndtr
 
 from neuroseq.errors import InputError
 from neuroseq.psychometric import MODELS, PARAMS, LapseModel
@@ -252,3 +252,105 @@ def test_newton_reaches_the_lbfgsb_optimum(model, monkeypatch):
     _, grad = est._nll(est.u_, est._cells)
     inside = (est.u_ > 1e-9) & (est.u_ < 1 - 1e-9)
     assert np.abs(grad[inside]).max() < 1e-4
+
+
+# Levels of the IBL task; no stimulus between -100% and -25%. Right choices on 4 of 10
+# trials at -100%, 7 of 10 at -25%, nearly all above: the best curve is a step in that
+# gap (gamma near 0.4), which the smooth starts of the multi-start miss for the models
+# with free asymmetric lapses (exact counts, so the case does not hang on a seed).
+GAP_LEVELS = np.array([-100.0, -25.0, -12.5, -6.25, 0.0, 6.25, 12.5, 25.0, 100.0])
+GAP_N = np.array([10, 10, 10, 10, 40, 20, 20, 30, 20])
+GAP_K = np.array([4, 7, 10, 10, 36, 20, 20, 29, 20])
+
+
+def gap_data():
+    s = np.repeat(GAP_LEVELS, GAP_N)
+    c = np.concatenate(
+        [np.r_[np.ones(k), np.zeros(n - k)] for k, n in zip(GAP_K, GAP_N, strict=True)]
+    )
+    return s, c.astype(int)
+
+
+def grid_nll(model, s, c):
+    """Brute force: the least NLL over a grid of mu across the gap (to -20) and sigma
+    from near its lower bound to the gap, the lapses fitted at every grid point.
+
+    Every model here is p = a + (1 - a - b) F((s - mu) / sigma) in its lapses
+    (``inattention``: a = (1 - p_attend) p_bias, b = (1 - p_attend)(1 - p_bias);
+    ``fixed_error``: a = b = epsilon), and the NLL is convex in (a, b) at fixed mu and
+    sigma: coordinate-wise Newton steps, kept in [0, 0.5] (inside every model's
+    bounds), fit them. The value returned is the exact NLL at a feasible point.
+    """
+    levels, inv = np.unique(s, return_inverse=True)
+    n, k = np.bincount(inv), np.bincount(inv, weights=c)
+    mu, sigma = np.meshgrid(np.linspace(-100.0, -20.0, 321), np.geomspace(0.2, 80.0, 60))
+    f = ndtr((levels - mu.ravel()[:, None]) / sigma.ravel()[:, None])
+    a, b = np.full((f.shape[0], 1), 0.1), np.full((f.shape[0], 1), 0.1)
+    tied = model == "fixed_error"
+
+    def nll(a, b):
+        p = np.clip(a + (1 - a - b) * f, 1e-12, 1 - 1e-12)
+        return p, -(k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=1, keepdims=True)
+
+    for _ in range(60):
+        for which, dp in (("a", 1 - f), ("b", -f)) if not tied else (("ab", 1 - 2 * f),):
+            p, _ = nll(a, b)
+            g = (dp * ((n - k) / (1 - p) - k / p)).sum(axis=1, keepdims=True)
+            h = (dp * dp * (k / p**2 + (n - k) / (1 - p) ** 2)).sum(axis=1, keepdims=True)
+            step = g / np.maximum(h, 1e-12)
+            if "a" in which:
+                a = np.clip(a - step, 0.0, 0.5)
+            if "b" in which:
+                b = np.clip(b - step, 0.0, 0.5) if not tied else a
+    return float(nll(a, b)[1].min())
+
+
+@pytest.mark.parametrize(
+    ("model", "missed"), [("psychometric", True), ("inattention", True), ("fixed_error", False)]
+)
+def test_fit_reaches_the_step_optimum_in_a_gap(model, missed):
+    """Where a step in an empty gap fits best, the fit reaches the brute-force grid over
+    mu in the gap; for the models with asymmetric lapses the multi-start alone ends in
+    a worse smooth optimum (the grid beats it), so the step-limit start is what finds it.
+    (``fixed_error``'s symmetric lapse cannot take the one-sided lapse: its optimum is
+    smooth, and the fit must still be no worse than the grid.)"""
+    s, c = gap_data()
+    est = LapseModel(model, random_state=0).fit(s, c)
+    grid = grid_nll(model, s, c)
+    assert est.nll_ <= grid + 1e-6, (est.nll_, grid)
+    smooth = est._nll(est._optimize(est._cells, est._starts()), est._cells)[0]
+    if missed:
+        assert grid < smooth - 0.05, (grid, smooth)
+        assert -100.0 < est.params_["all"]["mu"] < -24.0
+
+
+def test_step_start_is_per_condition_in_a_joint_fit():
+    """A joint fit with per-condition parameters is the sum of the separate fits, the
+    condition with the gap step included."""
+    s1, c1 = gap_data()
+    s2, c2, _, _, _ = simulate("psychometric", {"b": TRUTH["psychometric"]["b"]}, 600, seed=4)
+    s = np.concatenate([s1, s2])
+    c = np.concatenate([c1, c2])
+    cond = np.array(["gap"] * s1.size + ["smooth"] * s2.size)
+    joint = LapseModel(random_state=0).fit(s, c, cond)
+    gap = LapseModel(random_state=0).fit(s1, c1)
+    smooth = LapseModel(random_state=0).fit(s2, c2)
+    assert joint.nll_ == pytest.approx(gap.nll_ + smooth.nll_, abs=1e-6)
+    assert gap.nll_ <= grid_nll("psychometric", s1, c1) + 1e-6
+    assert joint.params_["gap"]["mu"] == pytest.approx(gap.params_["all"]["mu"], abs=0.05)
+
+
+def test_ibl_block_with_a_step_optimum(real_data):
+    """IBL SWC_054, 2020-09-02, probabilityLeft 0.2: the step between -100% and -25%
+    (NLL 36.3779) beats the smooth optimum (36.4129) that the multi-start alone ends in."""
+    import pandas as pd
+
+    raw = pd.read_csv(real_data / "ibl_SWC_054_trials.csv")
+    block = raw[
+        (raw.session_date == "2020-09-02") & (raw.probabilityLeft == 0.2) & (raw.choice != 0)
+    ]
+    s = block.signed_contrast_pct.to_numpy(float)
+    c = (block.choice.to_numpy() == -1).astype(int)  # IBL: -1 is a rightward response
+    est = LapseModel(random_state=0).fit(s, c)
+    assert est.nll_ <= 36.379
+    assert est.params_["all"]["gamma"] == pytest.approx(3 / 8, abs=0.01)

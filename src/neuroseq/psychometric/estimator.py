@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import logit, ndtri
 
 from neuroseq.errors import InputError
 from neuroseq.psychometric.models import MODELS, bounds
@@ -114,7 +115,9 @@ class LapseModel:
     n_starts : int
         Most starting points of the multi-start search (the first is data-driven, the
         rest seeded random); the search stops early once two starts reach the same best
-        NLL (within 1e-6 nat).
+        NLL (within 1e-6 nat). Models with a location (all but ``exploration``) also
+        score, in closed form, the curve's step limits between the presented levels,
+        and search from the best one when it beats the multi-start's optimum.
     random_state : int or None
         Seed of the random starting points.
 
@@ -198,11 +201,14 @@ class LapseModel:
         cells = self._cells
         self._layout(cells.s, np.concatenate([cells.r_left, cells.r_right]))
         self._rewards = self._typical_rewards(cells)
-        rng = np.random.default_rng(self.random_state)
-        # Drawn lazily, in order: a start the search never reaches costs nothing, and the
-        # ones it reaches are the same points as when all are drawn up front.
-        starts = (self._start(rng, first=(i == 0)) for i in range(self.n_starts))
-        u = self._optimize(self._cells, starts)
+        u = self._optimize(self._cells, self._starts())
+        # The step-limit start (see _step_start) is searched only where its NLL is below
+        # the multi-start's optimum: the search descends from it, so the fit then ends
+        # below that optimum, and on data where a smooth curve fits best it costs one
+        # evaluation.
+        step = self._step_start(self._cells)
+        if step is not None and self._nll(step, self._cells)[0] < self._nll(u, self._cells)[0]:
+            u = self._optimize(self._cells, [u, step])
         self._set_fit(u, n_trials=s.size)
         return self
 
@@ -504,6 +510,136 @@ class LapseModel:
             if agree >= 2:
                 break
         return np.clip(best_u, 0.0, 1.0)
+
+    def _starts(self) -> Iterator[np.ndarray]:
+        """The multi-start's points: data-driven, then seeded random; ``n_starts`` at most.
+
+        Drawn lazily, in order: a start the search never reaches costs nothing, and the
+        ones it reaches are the same points as when all are drawn up front.
+        """
+        rng = np.random.default_rng(self.random_state)
+        for i in range(self.n_starts):
+            yield self._start(rng, first=(i == 0))
+
+    def _step_start(self, cells: Cells) -> np.ndarray | None:
+        """A start near the best step of the curve between presented stimulus levels.
+
+        As sigma -> 0 the curve becomes a step at mu: every level below mu at the left
+        asymptote, every level above at the right one. Two such limits per location are
+        scored, each in closed form from the binomial counts (``Model.step`` fits the
+        asymptotes to the trials on each side): mu in the gap between two adjacent
+        levels, and mu at a level, whose own p is then free between the asymptotes
+        (there ``F((x - mu) / sigma)`` can take any value as both go to 0). Such a
+        limit, or an optimum with sigma small against the gaps around it, can beat
+        every smooth optimum (lapses on one side of a gap where no stimulus was shown)
+        yet lies where starts placed by the stimulus range rarely lead. For each
+        location slot the limit of lowest NLL (summed over the conditions sharing the
+        slot) is taken as a start: lapse parameters at their closed-form values
+        (trial-weighted over conditions sharing a slot), sigma a sixth of the distance
+        to the nearest neighbouring level (a sixth of the gap for a gap), and mu placed
+        so that F at the level gives its fitted p; the search then has a gradient to
+        refine the limit from. None for models without a location (``exploration``).
+        """
+        spec = self._spec
+        if spec.step is None:
+            return None
+        names = spec.free
+        j_mu = names.index("mu")
+        finv = ndtri if self.link == "normal" else logit
+        per_cond = []
+        for i in range(len(self.conditions_)):
+            sel = cells.cond == i
+            levels, inv = np.unique(cells.s[sel], return_inverse=True)
+            n = np.bincount(inv, weights=cells.n[sel])
+            k = np.bincount(inv, weights=cells.k[sel])
+            cn, ck = np.concatenate([[0.0], np.cumsum(n)]), np.concatenate([[0.0], np.cumsum(k)])
+            # Gap g lies between levels g and g + 1; the level case at interior level i
+            # has levels < i below and levels > i above.
+            gap = self._step_limit(ck[1:-1], cn[1:-1], ck[-1] - ck[1:-1], cn[-1] - cn[1:-1])
+            inner = np.arange(1, levels.size - 1)
+            level = self._step_limit(
+                ck[inner], cn[inner], ck[-1] - ck[inner + 1], cn[-1] - cn[inner + 1]
+            )
+            pb, pa = level[1], level[2]
+            q = np.clip(k[inner] / n[inner], pb, pa)
+            level[0] -= k[inner] * np.log(np.clip(q, _EPS, 1)) + (n[inner] - k[inner]) * np.log(
+                np.clip(1 - q, _EPS, 1)
+            )
+            frac = np.divide(q - pb, pa - pb, out=np.full_like(q, 0.5), where=pa > pb)
+            level[3] = finv(np.clip(frac, 0.02, 0.98))  # z = (x - mu) / sigma at the level
+            per_cond.append((levels, gap, level, n.sum()))
+
+        theta = self._theta(self._start(np.random.default_rng(0), first=True))
+        chosen: dict[int, tuple[list[Any], int, float]] = {}  # condition -> limit, index, sigma
+        for slot in np.unique(self._index[:, j_mu]):
+            conds = np.flatnonzero(self._index[:, j_mu] == slot)
+            union = np.unique(np.concatenate([per_cond[i][0] for i in conds]))
+            where = np.concatenate([union, 0.5 * (union[:-1] + union[1:])])
+            best = (np.inf, None)
+            for x in where:
+                total, picks = 0.0, []
+                for i in conds:
+                    levels, gap, level, _ = per_cond[i]
+                    pos = int(np.searchsorted(levels, x))
+                    if 0 < pos < levels.size - 1 and levels[pos] == x:  # an interior level
+                        picks.append((level, pos - 1))
+                        total += level[0][pos - 1]
+                    elif 0 < pos < levels.size and levels[pos] != x:  # inside a gap
+                        picks.append((gap, pos - 1))
+                        total += gap[0][pos - 1]
+                    else:  # the condition's first or last level, or outside its range
+                        total = np.inf
+                        break
+                if total < best[0]:
+                    best = (total, (x, picks))
+            if best[1] is None:
+                return None
+            x, picks = best[1]
+            sigmas, zs = [], []
+            for i, (table, j) in zip(conds, picks, strict=True):
+                levels = per_cond[i][0]
+                if table is per_cond[i][1]:  # a gap: mu at its middle
+                    sigmas.append((levels[j + 1] - levels[j]) / 6.0)
+                    zs.append(0.0)
+                else:  # a level: F((x - mu) / sigma) at its fitted p
+                    near = min(levels[j + 1] - levels[j], levels[j + 2] - levels[j + 1])
+                    sigmas.append(near / 6.0)
+                    zs.append(float(table[3][j]))
+            w = np.array([per_cond[i][3] for i in conds])
+            sigma = min(sigmas)
+            theta[slot] = x - sigma * float(w @ np.array(zs) / w.sum())
+            for i, (table, j) in zip(conds, picks, strict=True):
+                chosen[i] = (table, j, sigma)
+        for j, name in enumerate(names):
+            if name == "mu":
+                continue
+            for slot in np.unique(self._index[:, j]):
+                conds = np.flatnonzero(self._index[:, j] == slot)
+                if name == "sigma":
+                    theta[slot] = min(chosen[i][2] for i in conds)
+                else:
+                    w = np.array([per_cond[i][3] for i in conds])
+                    v = np.array([chosen[i][0][4][name][chosen[i][1]] for i in conds])
+                    theta[slot] = float(w @ v / w.sum())
+        return self._u(theta)
+
+    def _step_limit(self, kb, nb, ka, na) -> list[Any]:
+        """NLL of the step limit per split of the levels, with the asymptotes p below
+        and above and the lapse parameters at their maximum-likelihood values:
+        ``[nll, p_below, p_above, None, lapses]`` (slot 3 is filled by the caller)."""
+        lapses = self._spec.step(kb, nb, ka, na)
+        # The asymptotes from the model itself: p far below and far above mu.
+        theta = {"mu": 0.0, "sigma": 1.0, **lapses}
+        ones = np.ones_like(nb)
+        pb = np.clip(self._spec.p_right(theta, -40.0 * ones, ones, ones)[0], _EPS, 1 - _EPS)
+        pa = np.clip(self._spec.p_right(theta, 40.0 * ones, ones, ones)[0], _EPS, 1 - _EPS)
+        nll = -(
+            kb * np.log(pb)
+            + (nb - kb) * np.log1p(-pb)
+            + ka * np.log(pa)
+            + (na - ka) * np.log1p(-pa)
+        )
+        return [nll, pb, pa, None, lapses]
 
     def _start(self, rng: np.random.Generator, first: bool) -> np.ndarray:
         lo, hi, r_max = self._scale

@@ -92,6 +92,10 @@ class Model:
     #: Numbers computed per cell in one evaluation (quadrature nodes for exploration):
     #: how much array work an evaluation is beside its fixed call overhead.
     width: int = 1
+    #: Models with F((s - mu) / sigma): the maximum-likelihood lapse parameters of the
+    #: step limit (sigma -> 0) from the trials below (n_below, k_below rightward) and
+    #: above the step, ``step(k_below, n_below, k_above, n_above) -> {param: array}``.
+    step: Callable[..., dict[str, np.ndarray]] | None = None
 
 
 def _curve(theta, s, link):
@@ -149,6 +153,31 @@ def _exploration(theta, s, r_left, r_right, link="normal"):
     return p, {"beta": d_beta, "sigma": d_sigma}
 
 
+# Step limits. Below the step p is the left asymptote, above it the right one, and the
+# two are fitted to the binomial counts on each side: each bounded rate's MLE is the
+# observed fraction clipped to its bounds (the log-likelihood is concave in it).
+
+
+def _psychometric_step(kb, nb, ka, na):
+    return {"gamma": np.clip(kb / nb, 0.0, 0.5), "lambda": np.clip((na - ka) / na, 0.0, 0.5)}
+
+
+def _inattention_step(kb, nb, ka, na):
+    # gamma = (1 - a) b below, lambda = (1 - a)(1 - b) above; where the rates cross
+    # (more right choices below than above) the constrained MLE is a flat curve, a = 0.
+    gl, lr = kb / nb, (na - ka) / na
+    lapse = gl + lr
+    ok = lapse <= 1.0
+    p_attend = np.where(ok, 1.0 - lapse, 0.0)
+    pooled = (kb + ka) / (nb + na)
+    p_bias = np.where(ok, np.divide(gl, lapse, out=np.full_like(gl, 0.5), where=lapse > 0), pooled)
+    return {"p_attend": p_attend, "p_bias": p_bias}
+
+
+def _fixed_error_step(kb, nb, ka, na):
+    return {"epsilon": np.clip((kb + na - ka) / (nb + na), 0.0, 0.5)}
+
+
 def _lapse_summary(gamma: float, lam: float) -> dict[str, float]:
     return {
         "gamma": gamma,
@@ -164,6 +193,7 @@ MODELS: dict[str, Model] = {
         ("mu", "sigma", "gamma", "lambda"),
         _psychometric,
         lambda t, rl, rr: _lapse_summary(t["gamma"], t["lambda"]),
+        step=_psychometric_step,
     ),
     "inattention": Model(
         "inattention",
@@ -172,6 +202,7 @@ MODELS: dict[str, Model] = {
         lambda t, rl, rr: _lapse_summary(
             t["p_bias"] * (1 - t["p_attend"]), (1 - t["p_bias"]) * (1 - t["p_attend"])
         ),
+        step=_inattention_step,
     ),
     "exploration": Model(
         "exploration",
@@ -189,6 +220,7 @@ MODELS: dict[str, Model] = {
         ("mu", "sigma", "epsilon"),
         _fixed_error,
         lambda t, rl, rr: _lapse_summary(t["epsilon"], t["epsilon"]),
+        step=_fixed_error_step,
     ),
 }
 
