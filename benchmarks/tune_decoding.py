@@ -1,9 +1,11 @@
-"""Tune the transformer decoder honestly: inner validation on training data only.
+"""Tune a sequence decoder honestly (transformer; --decoder gru): inner validation only.
 
 Run on demand (never in the test suite)::
 
     .venv/bin/python benchmarks/tune_decoding.py demo --index 0 --candidates base smooth
     .venv/bin/python benchmarks/tune_decoding.py ca1 --candidates base smooth
+    .venv/bin/python benchmarks/tune_decoding.py ca1 --decoder gru --inner-folds 3 \
+        --baselines --candidates base win256+burn128 win512+burn128
 
 Protocol. Demo: tuning sessions simulated with another base seed (1000) than the demo's
 (0), so the sessions the report shows never take part in the choice. CA1 (one file): the
@@ -80,6 +82,11 @@ CANDIDATES: dict[str, dict] = {
     "lr5e-4": {"lr": 5e-4},
     "h2": {"n_heads": 2},
     "d96": {"d_model": 96, "dim_feedforward": 192},
+    "win256": {"window": 256},
+    "win512": {"window": 512},
+    "burn64": {"burn_in": 64},
+    "burn128": {"burn_in": 128},
+    "batch8": {"batch_size": 8},
 }
 
 
@@ -103,7 +110,10 @@ def main() -> None:
     ap.add_argument("--index", type=int, default=0, help="demo session index")
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     ap.add_argument("--combine", default="{}", help="JSON merged into every candidate")
-    ap.add_argument("--baselines", action="store_true", help="also GRU and Wiener")
+    ap.add_argument(
+        "--decoder", choices=["transformer", "gru"], default="transformer", help="tuned decoder"
+    )
+    ap.add_argument("--baselines", action="store_true", help="also GRU, Wiener and Kalman")
     ap.add_argument("--lag-s", type=float, help="fixed lag for every decoder (s)")
     ap.add_argument(
         "--inner-folds", type=int, default=1, help="k > 1: k-fold over the training trials"
@@ -128,14 +138,14 @@ def main() -> None:
     lags_s = opts["lags_s"] if args.lag_s is None else [args.lag_s]
     lags = sorted({round(lag / bin_s) for lag in lags_s})
     extra = json.loads(args.combine)
-    base = opts["decoders"].get("transformer", {})  # the config's, as run_decoding gets it
+    base = opts["decoders"].get(args.decoder, {})  # the config's, as run_decoding gets it
     # "a+b" merges named candidates
     runs = [
         (c, {**base, **extra, **{k: v for p in c.split("+") for k, v in CANDIDATES[p].items()}})
         for c in args.candidates
     ]
     if args.baselines:
-        runs = [("wiener", None), ("gru", None), *runs]
+        runs = [("wiener", None), ("kalman", None), ("gru", None), *runs]
     for name, change in runs:
         t0 = time.perf_counter()
         scores, epochs = [], []
@@ -150,7 +160,7 @@ def main() -> None:
                 est = make_decoder(name, n_history, opts["decoders"], 0)
                 fit = {"groups": groups} if name == "gru" else {}
             else:
-                est = make_decoder("transformer", n_history, {"transformer": change}, 0)
+                est = make_decoder(args.decoder, n_history, {args.decoder: change}, 0)
                 fit = {"groups": groups}
             est.fit(X, y_train, **fit)
             pred = est.predict(X)
@@ -159,7 +169,8 @@ def main() -> None:
         r2 = np.mean(scores, 0)
         split_means = np.round(np.mean(scores, 1), 3).tolist()
         print(
-            f"{args.session}{args.index if args.session == 'demo' else ''} {name:<10} "
+            f"{args.session}{args.index if args.session == 'demo' else ''} "
+            f"{name if change is None else f'{args.decoder}:{name}':<10} "
             f"{json.dumps(change)} inner-val R2 {np.mean(r2):.3f} per feature "
             f"{np.round(r2, 3).tolist()} per split {split_means} epochs {epochs} "
             f"fit {time.perf_counter() - t0:.0f} s",

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from neuroseq.decoding.data import history
+from neuroseq.errors import InputError
 
 #: Ridge penalties searched by default (the inputs are standardised).
 ALPHAS = tuple(np.logspace(-1, 5, 13).tolist())
@@ -103,38 +104,54 @@ def _ridge_path(G: np.ndarray, b: np.ndarray, alphas: np.ndarray) -> np.ndarray:
 
 
 class KalmanFilterDecoder(RegressorMixin, BaseEstimator):
-    """Kalman filter with behaviour as the state and population activity as observations.
+    """Kalman filter with behaviour and its derivatives as the state, activity as observations.
 
     Parameters
     ----------
+    state_order : int
+        1: the state is the behaviour alone; 2: behaviour and its velocity (first
+        difference per bin); 3 (default): also its acceleration (second difference), as
+        in Glaser et al. (2020). Only the behaviour part of the state is returned.
     ridge : float
         Added to the diagonal of the observation noise covariance (units that barely fire
         would make it singular).
 
     Notes
     -----
-    Wu et al. (2003); as in Glaser et al. (2020): ``y_t = A y_{t-1} + w``,
-    ``x_t = H y_t + q``, all four of ``A, W, H, Q`` fitted by least squares on training
-    bins (consecutive pairs for ``A``), targets standardised. Prediction runs the filter on
-    neural data alone, in information form so each step inverts only a
-    (features x features) matrix.
+    Wu et al. (2003); as in Glaser et al. (2020): with the state
+    ``s_t = [y_t, y_t - y_{t-1}, y_t - 2 y_{t-1} + y_{t-2}]`` (targets standardised),
+    ``s_t = A s_{t-1} + w``, ``x_t = H s_t + q``, all four of ``A, W, H, Q`` fitted by
+    least squares on training bins (consecutive pairs with a known state for ``A``).
+    The derivatives matter for position decoded from place cells: a linear observation
+    model of position alone cannot tell the running direction, which direction-selective
+    cells signal through the velocity, and a position-only transition cannot carry the
+    movement (on the rat CA1 file R2 0.19 with order 1, 0.61 with 2, 0.62 with 3).
+    Prediction runs the filter on neural data alone, from the training mean, in
+    information form so each step inverts only a (state x state) matrix.
     """
 
-    def __init__(self, ridge: float = 1e-2) -> None:
+    def __init__(self, state_order: int = 3, ridge: float = 1e-2) -> None:
+        self.state_order = state_order
         self.ridge = ridge
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> KalmanFilterDecoder:
+        if self.state_order not in (1, 2, 3):
+            raise InputError(
+                "config", "decoding.kalman.state_order", "1, 2 or 3", str(self.state_order)
+            )
         y = np.asarray(y, dtype=float).reshape(len(X), -1)
         rows = np.isfinite(y).all(1)
         self.scaler_ = _Scaler().fit(X, rows)
         Z = self.scaler_.transform(X).astype(np.float64)
         self.y_mean_, self.y_std_ = y[rows].mean(0), y[rows].std(0)
         self.y_std_[self.y_std_ == 0] = 1.0
-        s = (y - self.y_mean_) / self.y_std_
+        s = kinematic_state((y - self.y_mean_) / self.y_std_, self.state_order)
+        rows = np.isfinite(s).all(1)  # derivatives need the bins before to be known too
+        n_s = s.shape[1]
         pairs = rows[1:] & rows[:-1]
         prev, nxt = s[:-1][pairs], s[1:][pairs]
         A = np.linalg.lstsq(prev, nxt, rcond=None)[0].T
-        W = np.cov((nxt - prev @ A.T).T).reshape(s.shape[1], s.shape[1])
+        W = np.cov((nxt - prev @ A.T).T).reshape(n_s, n_s)
         H = np.linalg.lstsq(s[rows], Z[rows], rcond=None)[0].T
         resid = Z[rows] - s[rows] @ H.T
         Q = resid.T @ resid / max(rows.sum() - 1, 1) + self.ridge * np.eye(Z.shape[1])
@@ -148,8 +165,8 @@ class KalmanFilterDecoder(RegressorMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         Z = self.scaler_.transform(X).astype(np.float64)
         obs = Z @ self.HtQinv_.T  # H^T Q^-1 z_t for every bin at once
-        n_f = self.A_.shape[0]
-        state, P = np.zeros(n_f), self.P0_.copy()
+        n_s, n_f = self.A_.shape[0], self.y_mean_.size
+        state, P = np.zeros(n_s), self.P0_.copy()
         out = np.empty((len(Z), n_f))
         A, W, info = self.A_, self.W_, self.HtQinvH_
         for t in range(len(Z)):  # the filter is sequential: one small step per bin
@@ -158,5 +175,19 @@ class KalmanFilterDecoder(RegressorMixin, BaseEstimator):
             P_inv = np.linalg.inv(P)
             P = np.linalg.inv(P_inv + info)
             state = P @ (P_inv @ state + obs[t])
-            out[t] = state
+            out[t] = state[:n_f]
         return out * self.y_std_ + self.y_mean_
+
+
+def kinematic_state(y: np.ndarray, order: int) -> np.ndarray:
+    """``y`` (time x feature) and its first ``order - 1`` differences per bin, side by side.
+
+    A difference is NaN where a bin it needs is unknown (a gap, a held-out bin, t = 0).
+    """
+    parts, current = [y], y
+    for _ in range(order - 1):
+        diff = np.full_like(current, np.nan)
+        diff[1:] = current[1:] - current[:-1]
+        parts.append(diff)
+        current = diff
+    return np.concatenate(parts, axis=1)
