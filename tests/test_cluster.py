@@ -103,6 +103,29 @@ def test_rules_declare_memory_and_time_and_only_torch_rules_ask_for_a_gpu(tmp_pa
     assert not jobs.keys() & TORCH_RULES
 
 
+@pytest.mark.workflow
+def test_a_failed_transfer_source_leaves_the_other_sessions_compressed_without_it(tmp_path):
+    write_nwb(tmp_path / "small.nwb", duration=60.0, n_units=8, n_trials=40)
+    config = {
+        "analyses": ["uae"],
+        "sessions": {"good": "small.nwb", "source": "missing.nwb"},
+        "uae": {"transfer_from": "source"},
+    }
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    for session in config["sessions"]:
+        proc = snakemake(tmp_path, "--cores", "1", f"results/sessions/{session}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = snakemake(tmp_path, "-n", "-p")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    commands = re.findall(r"Shell command: (neuroseq uae .*)", out)
+    assert len(commands) == 1  # the good session's, without the failed source
+    assert "results/sessions/good/session.nc" in commands[0]
+    assert "--transfer-source" not in commands[0]
+    assert "rule session_failed:" in out  # the source's failure still fails its own job
+
+
 @pytest.mark.parametrize("bad", ["../evil", "a/b", "a..b", ".hidden", "x y", "", "a" * 101])
 def test_session_ids_that_could_escape_a_directory_are_refused(bad, tmp_path, capsys):
     with pytest.raises(InputError, match="session id"):

@@ -282,11 +282,13 @@ if UAE_SOURCE is not None and UAE_SOURCE not in SESSIONS:
 
 
 def uae_inputs(wildcards):
-    """The session, and the transfer source's session.nc when one is configured."""
+    """The session, and the transfer source's session.nc when one is configured and
+    ingest accepted it with units (else no transfer; the status table says why)."""
     inputs = {"session": ingested(wildcards)}
     if UAE_SOURCE is not None and UAE_SOURCE != wildcards.session:
-        checkpoints.ingest.get(session=UAE_SOURCE)
-        inputs["source"] = session_nc(UAE_SOURCE)
+        source = ingest_status(UAE_SOURCE)
+        if source["status"] == "ok" and NEEDS["uae"] <= set(source["contents"]):
+            inputs["source"] = session_nc(UAE_SOURCE)
     return inputs
 
 
