@@ -14,12 +14,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from neuroseq import __version__
 from neuroseq.config import check_session_id, ingest_options, load_config
 from neuroseq.errors import InputError, NeuroseqError
 from neuroseq.status import write_status
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = logging.getLogger("neuroseq")
 
@@ -78,111 +82,92 @@ def _ingest(args: argparse.Namespace) -> None:
         )
 
 
-def _psychometric(args: argparse.Namespace) -> None:
-    from neuroseq.io.output import read_dataset, write_dataset
-    from neuroseq.psychometric.analysis import SCHEMA, run_psychometric
+def _analyse(
+    args: argparse.Namespace,
+    section: str,
+    module: str,
+    *,
+    torch_threads: bool = True,
+    params: dict | None = None,
+    workflow_keys: tuple[str, ...] = (),
+    **inputs,
+) -> xr.Dataset:
+    """Run one per-session analysis and write its result.
 
-    options = load_config(args.config)["psychometric"]
+    Reads the config's ``section`` and the session, calls ``<module>.run_<section>``
+    (``module`` also names the output's ``SCHEMA``) with the section's options plus
+    ``inputs``, and writes the result with provenance (``params`` adds to the options;
+    ``workflow_keys`` are options the workflow reads, recorded but not passed on).
+    Torch steps run one thread unless given ``--threads``: these machines run torch and
+    BLAS many times slower with two threads than with one.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from neuroseq.io.output import read_dataset, write_dataset
+
+    analysis = importlib.import_module(module)
+    threads = getattr(args, "threads", 1)
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        # Which GPUs the scheduler gave this job (SLURM sets CUDA_VISIBLE_DEVICES for a
+        # job that asked for one), and what torch makes of it: where training ran.
+        log.info(
+            "CUDA_VISIBLE_DEVICES=%s; torch sees %d CUDA device(s); %d CPU thread(s)",
+            os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
+            torch.cuda.device_count(),
+            threads,
+        )
+    options = load_config(args.config)[section]
     session = read_dataset(args.input, schema="neuroseq.session/1")
-    ds = run_psychometric(session, source=args.input, **options)
+    run = getattr(analysis, f"run_{section}")
+    with threadpool_limits(threads):
+        run_options = {k: v for k, v in options.items() if k not in workflow_keys}
+        ds = run(session, source=args.input, **run_options, **inputs)
     write_dataset(
         ds,
         args.output,
-        schema=SCHEMA,
+        schema=analysis.SCHEMA,
         session_id=session.attrs["session_id"],
         source_file=args.input,
-        params=options,
+        params={**options, **(params or {})},
         seed=options["seed"],
     )
+    return ds
+
+
+def _psychometric(args: argparse.Namespace) -> None:
+    ds = _analyse(args, "psychometric", "neuroseq.psychometric.analysis", torch_threads=False)
     log.info("wrote %s (lowest AIC: %s)", args.output, ds.attrs["winner_aic"])
 
 
 def _decode(args: argparse.Namespace) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from neuroseq.decoding.evaluate import SCHEMA, run_decoding
-    from neuroseq.io.output import read_dataset, write_dataset
-
-    # One thread per process unless the rule asks for more: these machines run torch and
-    # BLAS many times slower with two threads than with one.
-    torch.set_num_threads(args.threads)
-    # Which GPUs the scheduler gave this job (SLURM sets CUDA_VISIBLE_DEVICES for a job
-    # that asked for one), and what torch makes of it: the log shows where training ran.
-    log.info(
-        "CUDA_VISIBLE_DEVICES=%s; torch sees %d CUDA device(s); %d CPU thread(s)",
-        os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
-        torch.cuda.device_count(),
-        args.threads,
-    )
-    options = load_config(args.config)["decoding"]
-    session = read_dataset(args.input, schema="neuroseq.session/1")
-    with threadpool_limits(args.threads):
-        ds = run_decoding(session, source=args.input, weights_dir=args.weights, **options)
-    write_dataset(
-        ds,
-        args.output,
-        schema=SCHEMA,
-        session_id=session.attrs["session_id"],
-        source_file=args.input,
-        params=options,
-        seed=options["seed"],
-    )
+    ds = _analyse(args, "decoding", "neuroseq.decoding.evaluate", weights_dir=args.weights)
     best = ds.r2.mean(("fold", "feature")).to_series().round(3).to_dict()
     log.info("wrote %s (mean R2: %s)", args.output, best)
 
 
 def _uae(args: argparse.Namespace) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
+    from neuroseq.io.output import read_dataset
 
-    from neuroseq.io.output import read_dataset, write_dataset
-    from neuroseq.latent.uae_analysis import SCHEMA, run_uae
-
-    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
-    options = load_config(args.config)["uae"]
-    session = read_dataset(args.input, schema="neuroseq.session/1")
     transfer = None
     if args.transfer_source is not None:
         transfer = read_dataset(args.transfer_source, schema="neuroseq.session/1")
-    run_options = {k: v for k, v in options.items() if k != "transfer_from"}
-    with threadpool_limits(args.threads):
-        ds = run_uae(session, source=args.input, transfer_source=transfer, **run_options)
-    write_dataset(
-        ds,
-        args.output,
-        schema=SCHEMA,
-        session_id=session.attrs["session_id"],
-        source_file=args.input,
-        params={**options, "transfer_source_file": str(args.transfer_source or "")},
-        seed=options["seed"],
+    ds = _analyse(
+        args,
+        "uae",
+        "neuroseq.latent.uae_analysis",
+        transfer_source=transfer,
+        params={"transfer_source_file": str(args.transfer_source or "")},
+        workflow_keys=("transfer_from",),
     )
     errors = ds.recon_error.mean("fold").round(3).to_pandas().to_dict(orient="index")
     log.info("wrote %s (mean recon_error per method and m: %s)", args.output, errors)
 
 
 def _nngp(args: argparse.Namespace) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from neuroseq.io.output import read_dataset, write_dataset
-    from neuroseq.nngp.analysis import SCHEMA, run_nngp
-
-    # One thread per process unless the rule asks for more (see _decode).
-    torch.set_num_threads(args.threads)
-    options = load_config(args.config)["nngp"]
-    session = read_dataset(args.input, schema="neuroseq.session/1")
-    with threadpool_limits(args.threads):
-        ds = run_nngp(session, source=args.input, **options)
-    write_dataset(
-        ds,
-        args.output,
-        schema=SCHEMA,
-        session_id=session.attrs["session_id"],
-        source_file=args.input,
-        params=options,
-        seed=options["seed"],
-    )
+    ds = _analyse(args, "nngp", "neuroseq.nngp.analysis")
     log.info(
         "wrote %s (NNGP %.3f; widest network %.3f)",
         args.output,
@@ -192,26 +177,7 @@ def _nngp(args: argparse.Namespace) -> None:
 
 
 def _oivae(args: argparse.Namespace) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from neuroseq.io.output import read_dataset, write_dataset
-    from neuroseq.latent.oivae_analysis import SCHEMA, run_oivae
-
-    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
-    options = load_config(args.config)["oivae"]
-    session = read_dataset(args.input, schema="neuroseq.session/1")
-    with threadpool_limits(args.threads):
-        ds = run_oivae(session, source=args.input, **options)
-    write_dataset(
-        ds,
-        args.output,
-        schema=SCHEMA,
-        session_id=session.attrs["session_id"],
-        source_file=args.input,
-        params=options,
-        seed=options["seed"],
-    )
+    ds = _analyse(args, "oivae", "neuroseq.latent.oivae_analysis")
     log.info(
         "wrote %s (lambda %g, %d active latents)",
         args.output,
@@ -346,26 +312,7 @@ def _analysis_figures(args: argparse.Namespace) -> None:
 
 
 def _prune(args: argparse.Namespace) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from neuroseq.io.output import read_dataset, write_dataset
-    from neuroseq.pruning.analysis import SCHEMA, run_pruning
-
-    torch.set_num_threads(args.threads)  # one thread unless the rule asks for more
-    options = load_config(args.config)["pruning"]
-    session = read_dataset(args.input, schema="neuroseq.session/1")
-    with threadpool_limits(args.threads):
-        ds = run_pruning(session, source=args.input, **options)
-    write_dataset(
-        ds,
-        args.output,
-        schema=SCHEMA,
-        session_id=session.attrs["session_id"],
-        source_file=args.input,
-        params=options,
-        seed=options["seed"],
-    )
+    ds = _analyse(args, "pruning", "neuroseq.pruning.analysis")
     sparsest = ds.score.isel(sparsity=-1).mean("seed").round(3).to_series().to_dict()
     log.info("wrote %s (R2 at the sparsest round: %s)", args.output, sparsest)
 
