@@ -25,8 +25,9 @@ from neuroseq import schema
 from neuroseq.errors import InputError
 from neuroseq.nngp.data import TrialData, trial_data
 from neuroseq.nngp.finite import FiniteMLPClassifier, FiniteMLPRegressor
-from neuroseq.nngp.gp import DEFAULT_NOISE, TARGET_OFF, TARGET_ON, NNGPClassifier, NNGPRegressor
+from neuroseq.nngp.gp import DEFAULT_NOISE, NNGPClassifier, NNGPRegressor
 from neuroseq.nngp.training import OPTIMIZERS
+from neuroseq.nngp.validation import TARGET_OFF, TARGET_ON
 from neuroseq.summary import stack_sessions
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from neuroseq.decoding.training import pick_device
 from neuroseq.errors import InputError
-from neuroseq.nngp.gp import TARGET_OFF, TARGET_ON
 from neuroseq.nngp.network import ACTIVATION_MODULES, FullyConnected
 from neuroseq.nngp.training import OPTIMIZERS, predict_network, train_network
-from neuroseq.nngp.validation import fit_data, predict_data
+from neuroseq.nngp.validation import (
+    fit_data,
+    one_hot_targets,
+    predict_data,
+    regression_targets,
+)
 
 
 class _FiniteMLP(BaseEstimator):
@@ -144,12 +148,8 @@ class FiniteMLPRegressor(RegressorMixin, _FiniteMLP):
 
     def fit(self, X: Any, y: Any) -> FiniteMLPRegressor:
         """Train on (X, y); ``y`` is (n,) or (n, n_outputs)."""
-        X, Y = fit_data(self, X, y, classifier=False)
-        self._single_output_ = Y.ndim == 1
-        Y = Y.reshape(len(Y), -1)
-        self.y_mean_ = Y.mean(axis=0)
-        self.y_scale_ = np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
-        self._fit_targets(X, (Y - self.y_mean_) / self.y_scale_, None)
+        X, y = fit_data(self, X, y, classifier=False)
+        self._fit_targets(X, regression_targets(self, y), None)
         return self
 
     def __sklearn_tags__(self):
@@ -173,10 +173,7 @@ class FiniteMLPClassifier(ClassifierMixin, _FiniteMLP):
     def fit(self, X: Any, y: Any) -> FiniteMLPClassifier:
         """Train on (X, labels)."""
         X, y = fit_data(self, X, y, classifier=True)
-        self.classes_, labels = np.unique(y, return_inverse=True)
-        Y = np.full((len(y), len(self.classes_)), TARGET_OFF)
-        Y[np.arange(len(y)), labels] = TARGET_ON
-        self._fit_targets(X, Y, labels)
+        self._fit_targets(X, *one_hot_targets(self, y))
         return self
 
     def predict_mean(self, X: Any) -> np.ndarray:

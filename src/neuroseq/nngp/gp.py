@@ -25,12 +25,15 @@ from neuroseq.nngp.kernels import (
     kernel_diagonal,
     kernel_stack,
 )
-from neuroseq.nngp.validation import fit_data, predict_data
+from neuroseq.nngp.validation import (
+    fit_data,
+    one_hot_targets,
+    predict_data,
+    regression_targets,
+)
 
 log = logging.getLogger(__name__)
 
-#: One-hot regression targets of Lee et al. (2018): -0.1 for the wrong classes, 0.9 right.
-TARGET_OFF, TARGET_ON = -0.1, 0.9
 SELECTIONS = ("evidence", "loo")
 DEFAULT_NOISE = tuple(float(v) for v in np.logspace(-6, 2, 17))
 
@@ -255,12 +258,8 @@ class NNGPRegressor(RegressorMixin, _NNGPBase):
 
     def fit(self, X: Any, y: Any) -> NNGPRegressor:
         """Choose the hyperparameters on (X, y) and fit; ``y`` is (n,) or (n, n_outputs)."""
-        X, Y = fit_data(self, X, y, classifier=False)
-        self._single_output_ = Y.ndim == 1
-        Y = Y.reshape(len(Y), -1)
-        self.y_mean_ = Y.mean(axis=0)
-        self.y_scale_ = np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
-        self._fit_targets(X, (Y - self.y_mean_) / self.y_scale_, None)
+        X, y = fit_data(self, X, y, classifier=False)
+        self._fit_targets(X, regression_targets(self, y), None)
         return self
 
     def __sklearn_tags__(self):
@@ -302,10 +301,7 @@ class NNGPClassifier(ClassifierMixin, _NNGPBase):
     def fit(self, X: Any, y: Any) -> NNGPClassifier:
         """Choose the hyperparameters on (X, y) and fit."""
         X, y = fit_data(self, X, y, classifier=True)
-        self.classes_, labels = np.unique(y, return_inverse=True)
-        Y = np.full((len(y), len(self.classes_)), TARGET_OFF)
-        Y[np.arange(len(y)), labels] = TARGET_ON
-        self._fit_targets(X, Y, labels)
+        self._fit_targets(X, *one_hot_targets(self, y))
         return self
 
     def predict_mean(self, X: Any, return_std: bool = False):

@@ -47,3 +47,26 @@ def predict_data(est: Any, X: Any, fitted: str) -> np.ndarray:
             f"finite numbers, (n_samples, {est.n_features_in_} features) as in fit",
             str(exc),
         ) from exc
+
+
+#: One-hot regression targets of Lee et al. (2018): -0.1 for the wrong classes, 0.9 right.
+TARGET_OFF, TARGET_ON = -0.1, 0.9
+
+
+def regression_targets(est: Any, y: np.ndarray) -> np.ndarray:
+    """Targets (n,) or (n, k) as standardised (n, k); their scaling is kept on ``est``
+    (``y_mean_``, ``y_scale_``, ``_single_output_``) for ``predict``."""
+    est._single_output_ = y.ndim == 1
+    Y = y.reshape(len(y), -1)
+    est.y_mean_ = Y.mean(axis=0)
+    est.y_scale_ = np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
+    return (Y - est.y_mean_) / est.y_scale_
+
+
+def one_hot_targets(est: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as one-hot targets (n, n_classes) of TARGET_OFF / TARGET_ON, and the class
+    index of each row; the classes are kept on ``est`` (``classes_``)."""
+    est.classes_, labels = np.unique(y, return_inverse=True)
+    Y = np.full((len(y), len(est.classes_)), TARGET_OFF)
+    Y[np.arange(len(y)), labels] = TARGET_ON
+    return Y, labels
