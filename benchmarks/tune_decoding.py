@@ -6,6 +6,8 @@ Run on demand (never in the test suite)::
     .venv/bin/python benchmarks/tune_decoding.py ca1 --candidates base smooth
     .venv/bin/python benchmarks/tune_decoding.py ca1 --decoder gru --inner-folds 3 \
         --baselines --candidates base win256+burn128 win512+burn128
+    .venv/bin/python benchmarks/tune_decoding.py ca1 --inner-folds 3 --seeds 3 \
+        --combine '{"window": 128}' --candidates base drop0
 
 Protocol. Demo: tuning sessions simulated with another base seed (1000) than the demo's
 (0), so the sessions the report shows never take part in the choice. CA1 (one file): the
@@ -14,7 +16,8 @@ those, a seeded quarter of the laps is the inner validation set, the rest trains
 decoder's own early stopping splits that again). Fold 0's test laps are never seen, so
 ``run_decoding``'s fold-0 R2 is a clean figure; the other folds' test laps were part of
 the tuning data. Each candidate prints the inner-validation R2 (mean over features) next
-to the GRU and the Wiener filter on the same split.
+to the GRU and the Wiener filter on the same split; with ``--seeds k`` the mean over
+seeds 0..k-1 and the R2 of their averaged predictions (what ``n_members: k`` fits).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ CANDIDATES: dict[str, dict] = {
     "burn64": {"burn_in": 64},
     "burn128": {"burn_in": 128},
     "batch8": {"batch_size": 8},
+    "ens3": {"n_members": 3},
+    "ens5": {"n_members": 5},
 }
 
 
@@ -118,6 +123,12 @@ def main() -> None:
     ap.add_argument(
         "--inner-folds", type=int, default=1, help="k > 1: k-fold over the training trials"
     )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="fit each candidate from seeds 0..k-1: the mean over seeds and their average",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     session, opts = load(args.session, args.index)
@@ -148,7 +159,7 @@ def main() -> None:
         runs = [("wiener", None), ("kalman", None), ("gru", None), *runs]
     for name, change in runs:
         t0 = time.perf_counter()
-        scores, epochs = [], []
+        scores, ensemble, epochs = [], [], []
         for val_ids in splits:
             inner_val = outer_train & np.isin(data.group, val_ids)
             inner_fold = np.where(outer_train, np.where(inner_val, 0, 1), -1)
@@ -156,23 +167,28 @@ def main() -> None:
             y_train = np.where(inner_train[:, None], data.y, np.nan)
             X = lagged(data.X, choose_lag(data.X, y_train, lags))
             groups = np.where(inner_train, data.group, -1)
-            if change is None:
-                est = make_decoder(name, n_history, opts["decoders"], 0)
-                fit = {"groups": groups} if name == "gru" else {}
-            else:
-                est = make_decoder(args.decoder, n_history, {args.decoder: change}, 0)
-                fit = {"groups": groups}
-            est.fit(X, y_train, **fit)
-            pred = est.predict(X)
-            scores.append(regression_scores(data.y[inner_val], pred[inner_val])["r2"])
-            epochs.append(len(est.history_.train_loss) if hasattr(est, "history_") else 0)
+            preds = []
+            for seed in range(args.seeds if change is not None or name == "gru" else 1):
+                if change is None:
+                    est = make_decoder(name, n_history, opts["decoders"], seed)
+                    fit = {"groups": groups} if name == "gru" else {}
+                else:
+                    est = make_decoder(args.decoder, n_history, {args.decoder: change}, seed)
+                    fit = {"groups": groups}
+                est.fit(X, y_train, **fit)
+                preds.append(est.predict(X))
+                scores.append(regression_scores(data.y[inner_val], preds[-1][inner_val])["r2"])
+                epochs.append(len(est.history_.train_loss) if hasattr(est, "history_") else 0)
+            mean = np.mean(preds, 0)
+            ensemble.append(regression_scores(data.y[inner_val], mean[inner_val])["r2"])
         r2 = np.mean(scores, 0)
-        split_means = np.round(np.mean(scores, 1), 3).tolist()
+        seeds = f" average of {len(preds)} seeds {np.mean(ensemble):.3f}" if len(preds) > 1 else ""
         print(
             f"{args.session}{args.index if args.session == 'demo' else ''} "
             f"{name if change is None else f'{args.decoder}:{name}':<10} "
             f"{json.dumps(change)} inner-val R2 {np.mean(r2):.3f} per feature "
-            f"{np.round(r2, 3).tolist()} per split {split_means} epochs {epochs} "
+            f"{np.round(r2, 3).tolist()}{seeds} per split and seed "
+            f"{np.round(np.mean(scores, 1), 3).tolist()} epochs {epochs} "
             f"fit {time.perf_counter() - t0:.0f} s",
             flush=True,
         )

@@ -109,6 +109,20 @@ def test_fixed_seed_is_deterministic_on_cpu_and_weights_reload(tmp_path):
     assert again.get_params() == a.get_params()
 
 
+def test_an_ensemble_averages_its_members_and_reloads(tmp_path):
+    ds = synthetic_session(n_bins=1500, n_trials=10)
+    X, y = ds.spike_counts.values, ds.behavior.values
+    pair = TransformerDecoder(**FAST, n_members=2, random_state=3).fit(X, y)
+    members = [TransformerDecoder(**FAST, random_state=s).fit(X, y).predict(X) for s in (3, 4)]
+    assert not np.allclose(members[0], members[1])  # seeds differ, so the average is not either
+    np.testing.assert_allclose(pair.predict(X), np.mean(members, 0), rtol=1e-5, atol=1e-6)
+    assert len(pair.histories_) == 2
+    assert pair.history_ is pair.histories_[0]
+    again = TransformerDecoder.load(pair.save(tmp_path / "pair.pt"))
+    assert len(again.nets_) == 2
+    np.testing.assert_allclose(again.predict(X), pair.predict(X), rtol=1e-6)
+
+
 def test_estimators_follow_the_scikit_learn_contract():
     from sklearn.base import clone
 

@@ -19,7 +19,12 @@ from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from neuroseq.decoding.networks import ARCHITECTURES
-from neuroseq.decoding.training import pick_device, predict_sequence, train_sequence_model
+from neuroseq.decoding.training import (
+    pick_device,
+    predict_sequence,
+    progress_label,
+    train_sequence_model,
+)
 from neuroseq.errors import InputError
 
 
@@ -49,6 +54,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         smooth_bins: float = 0.0,
         burn_in: int = 0,
         train_stride: int | None = None,
+        n_members: int = 1,
     ) -> None:
         self.window = window
         self.causal = causal
@@ -68,6 +74,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         self.smooth_bins = smooth_bins
         self.burn_in = burn_in
         self.train_stride = train_stride
+        self.n_members = n_members
 
     def _net(self, n_in: int, n_out: int) -> torch.nn.Module:
         return ARCHITECTURES[self.architecture](
@@ -92,60 +99,82 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         rows = np.isfinite(y).any(1)
         seed = 0 if self.random_state is None else int(self.random_state)
-        torch.manual_seed(seed)
-        Z = np.log1p(self._smooth(X)[rows].astype(np.float64))  # float64 survives JSON
+        Z = self._features(X)[rows]
         self.x_mean_, self.x_std_ = Z.mean(0), Z.std(0)
         self.x_std_[self.x_std_ == 0] = 1.0
         self.y_mean_, self.y_std_ = np.nanmean(y, 0), np.nanstd(y, 0)
         self.y_std_[~(self.y_std_ > 0)] = 1.0
-        val = _validation_bins(rows, groups, self.val_fraction)
-        self.net_ = self._net(X.shape[1], y.shape[1])
         self.device_ = pick_device(self.device)
-        self.history_ = train_sequence_model(
-            self.net_,
-            self._scale_x(X),
-            (y - self.y_mean_) / self.y_std_,
-            val,
-            window=self.window,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            burn_in=self.burn_in if self.causal else 0,
-            stride=self.train_stride,
-            seed=seed,
-            device=self.device_,
-        )
+        Xs, ys = self._scale_x(X), (y - self.y_mean_) / self.y_std_
+        val = _validation_bins(rows, groups, self.val_fraction)
+        self.nets_, self.histories_ = [], []
+        for member in range(self.n_members):
+            torch.manual_seed(seed + member)
+            net = self._net(X.shape[1], y.shape[1])
+            with progress_label(f"member {member + 1}/{self.n_members}", when=self.n_members > 1):
+                history = train_sequence_model(
+                    net,
+                    Xs,
+                    ys,
+                    val,
+                    window=self.window,
+                    batch_size=self.batch_size,
+                    lr=self.lr,
+                    weight_decay=self.weight_decay,
+                    max_epochs=self.max_epochs,
+                    patience=self.patience,
+                    burn_in=self.burn_in if self.causal else 0,
+                    stride=self.train_stride,
+                    seed=seed + member,
+                    device=self.device_,
+                )
+            self.nets_.append(net)
+            self.histories_.append(history)
         self.n_features_in_ = X.shape[1]
         return self
+
+    @property
+    def net_(self) -> torch.nn.Module:
+        """The first member's network (the only one unless ``n_members > 1``)."""
+        return self.nets_[0]
+
+    @property
+    def history_(self):
+        """The first member's training history (losses per epoch, best epoch, seconds)."""
+        return self.histories_[0]
 
     def _smooth(self, X: np.ndarray) -> np.ndarray:
         return smooth_counts(X, self.smooth_bins, causal=self.causal)
 
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        return np.log1p(self._smooth(X).astype(np.float64))  # float64 survives JSON
+
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
-        Z = np.log1p(self._smooth(X).astype(np.float64))
-        return ((Z - self.x_mean_) / self.x_std_).astype(np.float32)
+        return ((self._features(X) - self.x_mean_) / self.x_std_).astype(np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        out = predict_sequence(
-            self.net_,
-            self._scale_x(X),
-            window=self.window,
-            causal=self.causal,
-            device=self.device_,
+        Xs = self._scale_x(np.asarray(X, dtype=np.float32))
+        out = np.mean(
+            [
+                predict_sequence(
+                    net, Xs, window=self.window, causal=self.causal, device=self.device_
+                )
+                for net in self.nets_
+            ],
+            axis=0,
         )
         return out * self.y_std_ + self.y_mean_
 
     def save(self, path: str | Path, *, context: dict | None = None) -> Path:
-        """Write ``path`` (the state_dict) and ``path.json`` (parameters and scaling).
+        """Write ``path`` (the state_dict; with several members a dict
+        ``{"members": [state_dict, ...]}``) and ``path.json`` (parameters and scaling).
 
         ``context`` (JSON-serialisable) is stored alongside, e.g. which fold and lag the
         weights belong to; :meth:`load` ignores it.
         """
         path = Path(path)
-        torch.save(self.net_.state_dict(), path)
+        states = [net.state_dict() for net in self.nets_]
+        torch.save(states[0] if len(states) == 1 else {"members": states}, path)
         meta = {
             "architecture": self.architecture,
             "params": self.get_params(),
@@ -174,8 +203,12 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             setattr(est, k, np.asarray(meta[k]))
         est.n_features_in_ = meta["n_in"]
         est.device_ = pick_device(est.device)
-        est.net_ = est._net(meta["n_in"], meta["n_out"])
-        est.net_.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        states = saved.get("members", [saved])
+        est.nets_, est.histories_ = [], []
+        for state in states:
+            est.nets_.append(est._net(meta["n_in"], meta["n_out"]))
+            est.nets_[-1].load_state_dict(state)
         return est
 
 
@@ -234,6 +267,9 @@ class TransformerDecoder(SequenceDecoder):
         little history, carry no loss (prediction reads the second half of each window).
     train_stride : int, optional
         Bins between training windows (default ``window // 2``); smaller is denser.
+    n_members : int
+        Networks trained from seeds ``random_state + i`` (other initial weights, window
+        order and dropout; the same early-stopping trials) and averaged in ``predict``.
     """
 
     architecture = "transformer"

@@ -22,9 +22,11 @@ _PROGRESS = contextvars.ContextVar("progress", default="")
 
 
 @contextlib.contextmanager
-def progress_label(label: str) -> Iterator[None]:
-    """Prefix the epoch lines logged inside the block with ``label``."""
-    token = _PROGRESS.set(label)
+def progress_label(label: str, *, when: bool = True) -> Iterator[None]:
+    """Prefix the epoch lines logged inside the block with ``label`` (added to any outer
+    label); ``when=False``: leave them as they are."""
+    outer = _PROGRESS.get()
+    token = _PROGRESS.set(" ".join(filter(None, (outer, label))) if when else outer)
     try:
         yield
     finally:
