@@ -99,19 +99,21 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         rows = np.isfinite(y).any(1)
         seed = 0 if self.random_state is None else int(self.random_state)
-        Z = self._features(X)[rows]
-        self.x_mean_, self.x_std_ = Z.mean(0), Z.std(0)
+        Z = self._features(X)
+        self.x_mean_, self.x_std_ = Z[rows].mean(0), Z[rows].std(0)
         self.x_std_[self.x_std_ == 0] = 1.0
         self.y_mean_, self.y_std_ = np.nanmean(y, 0), np.nanstd(y, 0)
         self.y_std_[~(self.y_std_ > 0)] = 1.0
         self.device_ = pick_device(self.device)
-        Xs, ys = self._scale_x(X), (y - self.y_mean_) / self.y_std_
+        Xs = ((Z - self.x_mean_) / self.x_std_).astype(np.float32)
+        ys = (y - self.y_mean_) / self.y_std_
         val = _validation_bins(rows, groups, self.val_fraction)
         self.nets_, self.histories_ = [], []
         for member in range(self.n_members):
             torch.manual_seed(seed + member)
             net = self._net(X.shape[1], y.shape[1])
-            with progress_label(f"member {member + 1}/{self.n_members}", when=self.n_members > 1):
+            label = f"member {member + 1}/{self.n_members}" if self.n_members > 1 else ""
+            with progress_label(label):
                 history = train_sequence_model(
                     net,
                     Xs,
@@ -147,7 +149,8 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         return smooth_counts(X, self.smooth_bins, causal=self.causal)
 
     def _features(self, X: np.ndarray) -> np.ndarray:
-        return np.log1p(self._smooth(X).astype(np.float64))  # float64 survives JSON
+        """log1p of the smoothed counts, float64 (the scaling survives JSON exactly)."""
+        return np.log1p(self._smooth(X).astype(np.float64))
 
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
         return ((self._features(X) - self.x_mean_) / self.x_std_).astype(np.float32)

@@ -22,11 +22,9 @@ _PROGRESS = contextvars.ContextVar("progress", default="")
 
 
 @contextlib.contextmanager
-def progress_label(label: str, *, when: bool = True) -> Iterator[None]:
-    """Prefix the epoch lines logged inside the block with ``label`` (added to any outer
-    label); ``when=False``: leave them as they are."""
-    outer = _PROGRESS.get()
-    token = _PROGRESS.set(" ".join(filter(None, (outer, label))) if when else outer)
+def progress_label(label: str) -> Iterator[None]:
+    """Prefix the epoch lines logged inside the block with ``label``, after any outer one."""
+    token = _PROGRESS.set(" ".join(filter(None, (_PROGRESS.get(), label))))
     try:
         yield
     finally:
