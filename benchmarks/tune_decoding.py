@@ -92,6 +92,13 @@ CANDIDATES: dict[str, dict] = {
     "batch8": {"batch_size": 8},
     "ens3": {"n_members": 3},
     "ens5": {"n_members": 5},
+    "stride16": {"train_stride": 16},
+    "stride32": {"train_stride": 32},
+    "stride128": {"train_stride": 128},
+    "batch16": {"batch_size": 16},
+    "pat16": {"patience": 16},
+    "val25": {"val_fraction": 0.25},
+    "ff256": {"dim_feedforward": 256},
 }
 
 
