@@ -105,7 +105,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         self.y_mean_, self.y_std_ = np.nanmean(y, 0), np.nanstd(y, 0)
         self.y_std_[~(self.y_std_ > 0)] = 1.0
         self.device_ = pick_device(self.device)
-        Xs = ((Z - self.x_mean_) / self.x_std_).astype(np.float32)
+        Xs = self._standardise(Z)
         ys = (y - self.y_mean_) / self.y_std_
         val = _validation_bins(rows, groups, self.val_fraction)
         self.nets_, self.histories_ = [], []
@@ -152,11 +152,11 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         """log1p of the smoothed counts, float64 (the scaling survives JSON exactly)."""
         return np.log1p(self._smooth(X).astype(np.float64))
 
-    def _scale_x(self, X: np.ndarray) -> np.ndarray:
-        return ((self._features(X) - self.x_mean_) / self.x_std_).astype(np.float32)
+    def _standardise(self, Z: np.ndarray) -> np.ndarray:
+        return ((Z - self.x_mean_) / self.x_std_).astype(np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        Xs = self._scale_x(np.asarray(X, dtype=np.float32))
+        Xs = self._standardise(self._features(np.asarray(X, dtype=np.float32)))
         out = np.mean(
             [
                 predict_sequence(
