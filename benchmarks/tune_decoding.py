@@ -99,6 +99,7 @@ CANDIDATES: dict[str, dict] = {
     "pat16": {"patience": 16},
     "val25": {"val_fraction": 0.25},
     "ff256": {"dim_feedforward": 256},
+    "alibi": {"position": "alibi"},
 }
 
 

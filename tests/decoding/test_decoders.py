@@ -137,14 +137,39 @@ def test_estimators_follow_the_scikit_learn_contract():
         assert not [k for k in vars(est) if k.endswith("_")]  # nothing fitted in __init__
 
 
-def test_causal_transformer_ignores_the_future():
+@pytest.mark.parametrize("position", ["sinusoidal", "alibi"])
+def test_causal_transformer_ignores_the_future(position):
     ds = synthetic_session(n_bins=1500, n_trials=5)
     X, y = ds.spike_counts.values.astype(float), ds.behavior.values
-    est = TransformerDecoder(**FAST).fit(X, y)
+    est = TransformerDecoder(**FAST, position=position).fit(X, y)
     future = X.copy()
     future[800:] = 0
     # bins before 800 whose window lies wholly before 800 cannot see the change
     np.testing.assert_allclose(est.predict(X)[:760], est.predict(future)[:760], atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_alibi_bias_decays_with_distance_and_inference_matches_training(causal):
+    from neuroseq.decoding.networks import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(6, 2, n_heads=4, dropout=0.0, causal=causal, position="alibi")
+    bias = net._alibi_bias(2, 5, torch.float32).view(2, 4, 5, 5)[0]
+    np.testing.assert_allclose(bias[:, 4, 2], [-0.5, -0.125, -0.03125, -0.0078125])
+    assert (bias[:, 2, 4] == -np.inf).all() if causal else torch.equal(bias, bias.mT)
+    x = torch.randn(3, 40, 6)
+    training = net(x)
+    with torch.no_grad():  # the inference path must read the per-head bias the same way
+        torch.testing.assert_close(net.eval()(x), training.detach())
+
+
+def test_an_unknown_position_code_is_a_clear_error():
+    with pytest.raises(
+        InputError,
+        match=r"config: decoding.transformer.position: expected sinusoidal or alibi; "
+        r"found 'learned'",
+    ):
+        TransformerDecoder(**FAST, position="learned").fit(np.zeros((200, 3)), np.ones((200, 1)))
 
 
 def place_cells_on_a_track(n_bins=6000, n_units=30, seed=0):

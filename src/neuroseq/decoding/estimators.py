@@ -55,6 +55,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         burn_in: int = 0,
         train_stride: int | None = None,
         n_members: int = 1,
+        position: str = "sinusoidal",
     ) -> None:
         self.window = window
         self.causal = causal
@@ -75,6 +76,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         self.burn_in = burn_in
         self.train_stride = train_stride
         self.n_members = n_members
+        self.position = position
 
     def _net(self, n_in: int, n_out: int) -> torch.nn.Module:
         return ARCHITECTURES[self.architecture](
@@ -87,6 +89,7 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             dropout=self.dropout,
             causal=self.causal,
             max_len=max(self.window, 16),
+            position=self.position,
         )
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
@@ -95,6 +98,13 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         ``groups`` (trial of each bin, -1 outside) makes the validation split by trial:
         whole trials, the last ones in time, are held out for early stopping.
         """
+        if self.position not in ("sinusoidal", "alibi"):
+            raise InputError(
+                "config",
+                f"decoding.{self.architecture}.position",
+                "sinusoidal or alibi",
+                repr(self.position),
+            )
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         rows = np.isfinite(y).any(1)
@@ -273,6 +283,8 @@ class TransformerDecoder(SequenceDecoder):
     n_members : int
         Networks trained from seeds ``random_state + i`` (other initial weights, window
         order and dropout; the same early-stopping trials) and averaged in ``predict``.
+    position : ``"sinusoidal"`` or ``"alibi"``
+        How bins know their place in the window (see ``networks.TransformerNet``).
     """
 
     architecture = "transformer"

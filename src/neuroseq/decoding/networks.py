@@ -36,14 +36,24 @@ def sinusoidal_encoding(length: int, d_model: int) -> torch.Tensor:
     return enc
 
 
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """Per-head slopes 2^(-8 h / n_heads), h = 1..n_heads (Press et al. 2022, ALiBi)."""
+    return 2.0 ** (-8.0 * torch.arange(1, n_heads + 1, dtype=torch.float32) / n_heads)
+
+
 @register("transformer")
 class TransformerNet(nn.Module):
     """Transformer encoder over time bins (``torch.nn.TransformerEncoder``).
 
-    Units are projected to ``d_model``, a sinusoidal position code is added, and
-    ``n_layers`` pre-norm self-attention layers follow; with ``causal`` each bin attends
-    only to itself and earlier bins (a real-time decoder). In the spirit of the Neural
-    Data Transformers (Ye & Pandarinath 2021), read out per bin into behaviour.
+    Units are projected to ``d_model`` and ``n_layers`` pre-norm self-attention layers
+    follow; with ``causal`` each bin attends only to itself and earlier bins (a real-time
+    decoder). In the spirit of the Neural Data Transformers (Ye & Pandarinath 2021), read
+    out per bin into behaviour. Bins know where they are by ``position``: ``"sinusoidal"``
+    adds the fixed code of Vaswani et al. (2017) to the inputs; ``"alibi"`` instead
+    subtracts ``slope_h x distance`` from head h's attention scores (Press et al. 2022,
+    slopes 2^-2 .. 2^-8 per bin with four heads), so every head prefers recent bins at
+    its own time scale and the net is the same function of the past wherever a window
+    starts.
     """
 
     def __init__(
@@ -58,11 +68,18 @@ class TransformerNet(nn.Module):
         dropout: float = 0.1,
         causal: bool = True,
         max_len: int = 2048,
+        position: str = "sinusoidal",
     ) -> None:
         super().__init__()
+        if position not in ("sinusoidal", "alibi"):
+            raise ValueError(f"position must be 'sinusoidal' or 'alibi', not {position!r}")
         self.causal = causal
+        self.n_heads = n_heads
+        self.alibi = position == "alibi"
         self.inp = nn.Linear(n_in, d_model)
-        self.register_buffer("position", sinusoidal_encoding(max_len, d_model), persistent=False)
+        code = sinusoidal_encoding(max_len, d_model)
+        self.register_buffer("position", code * (not self.alibi), persistent=False)
+        self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
         layer = nn.TransformerEncoderLayer(
             d_model, n_heads, dim_feedforward, dropout, batch_first=True, norm_first=True
         )
@@ -73,12 +90,33 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
         h = self.drop(self.inp(x) + self.position[:steps])
-        mask = (
-            nn.Transformer.generate_square_subsequent_mask(steps, device=x.device, dtype=h.dtype)
-            if self.causal
-            else None
-        )
-        return self.out(self.encoder(h, mask=mask, is_causal=self.causal))
+        if not self.alibi:  # sinusoidal positions: at most the causal mask
+            mask = None
+            if self.causal:
+                mask = nn.Transformer.generate_square_subsequent_mask(
+                    steps, device=x.device, dtype=h.dtype
+                )
+            return self.out(self.encoder(h, mask=mask, is_causal=self.causal))
+        # torch's fused inference path misreads a per-head (batch x heads) float mask, so
+        # eval outputs differ from training ones (pytorch/pytorch#102333, still so in
+        # 2.13); it is off while this net runs
+        fused = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            h = self.encoder(h, mask=self._alibi_bias(x.shape[0], steps, h.dtype))
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fused)
+        return self.out(h)
+
+    def _alibi_bias(self, batch: int, steps: int, dtype: torch.dtype) -> torch.Tensor:
+        """Additive attention bias, (batch x heads, steps, steps): minus the head's slope
+        times the distance in bins; -inf on later bins when causal."""
+        t = torch.arange(steps, device=self.slopes.device)
+        dist = (t[:, None] - t[None, :]).to(dtype)
+        bias = -self.slopes.to(dtype)[:, None, None] * dist.abs()
+        if self.causal:
+            bias = bias.masked_fill(dist < 0, float("-inf"))
+        return bias.expand(batch, -1, -1, -1).reshape(batch * self.n_heads, steps, steps)
 
 
 @register("gru")
