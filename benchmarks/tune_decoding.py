@@ -100,6 +100,7 @@ CANDIDATES: dict[str, dict] = {
     "val25": {"val_fraction": 0.25},
     "ff256": {"dim_feedforward": 256},
     "alibi": {"position": "alibi"},
+    "alibi256": {"position": "alibi", "window": 256, "burn_in": 64, "train_stride": 32},
 }
 
 
