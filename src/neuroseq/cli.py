@@ -278,14 +278,10 @@ def _status(args: argparse.Namespace) -> int | None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    import tempfile
+    from neuroseq.io.output import publish, temporary_sibling
 
-    from neuroseq.io.output import publish
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    tmp = temporary_sibling(path)
+    Path(tmp).write_text(text)
     publish(tmp, path)
 
 

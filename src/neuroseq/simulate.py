@@ -82,7 +82,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -533,16 +532,13 @@ def _nwbfile(index, seed, units, behavior, trials, truth, latent) -> pynwb.NWBFi
 
 
 def _write(nwb: pynwb.NWBFile, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nwb", dir=path.parent)
-    os.close(fd)
+    from neuroseq.io.output import publish, temporary_sibling
+
+    tmp = temporary_sibling(path, ".tmp.nwb")
     try:
         with pynwb.NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

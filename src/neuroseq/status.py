@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +51,7 @@ def write_status(
     error : InputError, optional
         The bad-input error that stopped the step; the record is then ``failed``.
     """
-    from neuroseq.io.output import publish
+    from neuroseq.io.output import publish, temporary_sibling
 
     record = {
         "neuroseq_schema": SCHEMA,
@@ -76,10 +74,9 @@ def write_status(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temporary_sibling(path)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with open(tmp, "w") as fh:
             json.dump(record, fh, indent=1, sort_keys=True)
         publish(tmp, path)
     except BaseException:

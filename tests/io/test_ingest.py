@@ -109,6 +109,37 @@ def test_round_trip_through_netcdf_is_identical(nwb_file, tmp_path):
     assert json.loads(back.attrs["params"]) == {"bin_size_s": 0.02}
 
 
+def test_a_rewrite_removes_the_temporary_files_a_killed_write_left(nwb_file, tmp_path):
+    """A SIGKILLed job cannot clean up; writing its output again does, and nothing else."""
+    import matplotlib.pyplot as plt
+
+    from neuroseq.report.plotting import save_figure
+
+    path, _ = nwb_file
+    killed = {  # what writes killed before their rename leave: hidden, never final
+        "session": tmp_path / ".session.nc.partial-k1ll3d.tmp",
+        "figure": tmp_path / ".raster.png.partial-k1ll3d.png",
+    }
+    others = [tmp_path / ".session.nc.json.partial-x.tmp", tmp_path / ".rates.png.partial-x.png"]
+    for leftover in (*killed.values(), *others):
+        leftover.write_bytes(b"half written")
+    write_dataset(
+        ingest_file(path, session_id="s1"),
+        tmp_path / "session.nc",
+        schema="neuroseq.session/1",
+        session_id="s1",
+        source_file=path,
+        params={},
+    )
+    save_figure(plt.figure(), tmp_path / "raster.png")
+    assert not any(p.exists() for p in killed.values())
+    assert all(p.read_bytes() == b"half written" for p in others)  # other outputs' files
+    hidden = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
+    assert hidden == {p.name for p in others}  # and the new writes left none of their own
+    assert (tmp_path / "session.nc").is_file()
+    assert (tmp_path / "raster.png").is_file()
+
+
 # ------------------------------------------------------------------ real recordings
 
 

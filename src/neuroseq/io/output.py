@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -94,9 +95,7 @@ def write_dataset(
         )
     )
     schemas.validate(ds, schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds))
         publish(tmp, path)
@@ -105,6 +104,24 @@ def write_dataset(
             os.unlink(tmp)
         raise
     return path
+
+
+def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> str:
+    """A new empty file ``.<name>.partial-<random><suffix>`` beside ``path``, to write and then
+    :func:`publish`; first removes the ones an earlier write of ``path`` left behind.
+
+    A job killed outright (SIGKILL, out of memory, a cluster's time limit) cannot remove
+    its own temporary file; the rerun that writes ``path`` again does. Outputs have one
+    writer at a time (a workflow runs one job per output), so nothing live is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.partial-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{suffix}"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return tmp
 
 
 def publish(tmp: str | Path, path: str | Path) -> None:

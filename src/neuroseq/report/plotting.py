@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,15 +11,13 @@ import numpy as np
 matplotlib.use("Agg")  # figures are files; no display is ever needed
 import matplotlib.pyplot as plt
 
-from neuroseq.io.output import publish
+from neuroseq.io.output import publish, temporary_sibling
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Save a figure atomically (temporary file, then rename) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path, ".png")
     try:
         fig.savefig(tmp, dpi=100)
         publish(tmp, path)
