@@ -278,11 +278,10 @@ def _status(args: argparse.Namespace) -> int | None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from neuroseq.io.output import publish, temporary_sibling
+    from neuroseq.io.output import atomic_write
 
-    tmp = temporary_sibling(path)
-    Path(tmp).write_text(text)
-    publish(tmp, path)
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 #: `neuroseq <analysis>-figures`: the report module, and its per-session and summary makers.

@@ -79,7 +79,6 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -532,15 +531,8 @@ def _nwbfile(index, seed, units, behavior, trials, truth, latent) -> pynwb.NWBFi
 
 
 def _write(nwb: pynwb.NWBFile, path: Path) -> Path:
-    from neuroseq.io.output import publish, temporary_sibling
+    from neuroseq.io.output import atomic_write
 
-    tmp = temporary_sibling(path, ".tmp.nwb")
-    try:
-        with pynwb.NWBHDF5IO(tmp, "w") as io:
-            io.write(nwb)
-        publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, ".tmp.nwb") as tmp, pynwb.NWBHDF5IO(tmp, "w") as io:
+        io.write(nwb)
     return path

@@ -51,7 +51,7 @@ def write_status(
     error : InputError, optional
         The bad-input error that stopped the step; the record is then ``failed``.
     """
-    from neuroseq.io.output import publish, temporary_sibling
+    from neuroseq.io.output import atomic_write
 
     record = {
         "neuroseq_schema": SCHEMA,
@@ -74,14 +74,8 @@ def write_status(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = Path(path)
-    tmp = temporary_sibling(path)
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, indent=1, sort_keys=True)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "w") as fh:
+        json.dump(record, fh, indent=1, sort_keys=True)
     return path
 
 

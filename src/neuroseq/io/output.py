@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,24 +95,21 @@ def write_dataset(
         )
     )
     schemas.validate(ds, schema)
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_write(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds))
-        publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return path
 
 
-def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> str:
-    """A new empty file ``.<name>.partial-<random><suffix>`` beside ``path``, to write and then
-    :func:`publish`; first removes the ones an earlier write of ``path`` left behind.
+@contextlib.contextmanager
+def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
+    """Yield a temporary file beside ``path`` to write; on success move it into place
+    (with a normal file's permissions), on any error remove it and leave ``path`` as it was.
 
-    A job killed outright (SIGKILL, out of memory, a cluster's time limit) cannot remove
-    its own temporary file; the rerun that writes ``path`` again does. Outputs have one
-    writer at a time (a workflow runs one job per output), so nothing live is removed.
+    The temporary file is ``.<name>.partial-<random><suffix>`` (the suffix tells writers
+    such as matplotlib the format). The ones an earlier write of ``path`` left behind are
+    removed first: a job killed outright (SIGKILL, out of memory, a cluster's time limit)
+    cannot clean up, the rerun that writes ``path`` again does. Outputs have one writer at
+    a time (a workflow runs one job per output), so nothing live is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,15 +118,14 @@ def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> str:
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
-    return tmp
-
-
-def publish(tmp: str | Path, path: str | Path) -> None:
-    """Move a finished temporary file into place, with the permissions of a normal file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already once moved into place
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,20 +10,17 @@ import numpy as np
 matplotlib.use("Agg")  # figures are files; no display is ever needed
 import matplotlib.pyplot as plt
 
-from neuroseq.io.output import publish, temporary_sibling
+from neuroseq.io.output import atomic_write
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Save a figure atomically (temporary file, then rename) and close it."""
     path = Path(path)
-    tmp = temporary_sibling(path, ".png")
     try:
-        fig.savefig(tmp, dpi=100)
-        publish(tmp, path)
+        with atomic_write(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
