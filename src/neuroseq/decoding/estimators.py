@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from neuroseq.decoding.networks import ARCHITECTURES
+from neuroseq.decoding.networks import ARCHITECTURES, POSITIONS
 from neuroseq.decoding.training import (
     pick_device,
     predict_sequence,
@@ -98,11 +98,11 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         ``groups`` (trial of each bin, -1 outside) makes the validation split by trial:
         whole trials, the last ones in time, are held out for early stopping.
         """
-        if self.position not in ("sinusoidal", "alibi"):
+        if self.position not in POSITIONS:
             raise InputError(
                 "config",
                 f"decoding.{self.architecture}.position",
-                "sinusoidal or alibi",
+                " or ".join(POSITIONS),
                 repr(self.position),
             )
         X = np.asarray(X, dtype=np.float32)

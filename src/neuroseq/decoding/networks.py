@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+#: How a transformer's bins know their place in the window (``TransformerNet(position=)``).
+POSITIONS = ("sinusoidal", "alibi")
 
 
 def register(name: str):
@@ -71,8 +73,8 @@ class TransformerNet(nn.Module):
         position: str = "sinusoidal",
     ) -> None:
         super().__init__()
-        if position not in ("sinusoidal", "alibi"):
-            raise ValueError(f"position must be 'sinusoidal' or 'alibi', not {position!r}")
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, not {position!r}")
         self.causal = causal
         self.n_heads = n_heads
         self.alibi = position == "alibi"
