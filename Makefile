@@ -1,5 +1,7 @@
 # `make run`: set up, simulate the demo sessions, run the whole workflow, build the report.
 # `make test`: lint and the whole test suite (what CI runs).
+# `make run-ca1`: the project examples/rat_ca1 (the real rat CA1 recording in
+#   ../shared/data/real, decoders only; about 40 minutes) -> examples/rat_ca1/results/report.html
 # `make test-cluster`: the workflow on a real SLURM cluster on localhost (root, Debian):
 #   installs slurm-wlm and munge when absent, starts its own daemons, stops them by pid.
 PYTHON ?= python3
@@ -8,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 # Rules call `neuroseq ...`: the venv's commands come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run report test test-cluster lint clean
+.PHONY: install run run-ca1 report test test-cluster lint clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +23,11 @@ run: install
 	snakemake
 	snakemake --report results/report.html
 	@echo "report: results/report.html"
+
+run-ca1: install
+	snakemake -s Snakefile -d examples/rat_ca1
+	snakemake -s Snakefile -d examples/rat_ca1 --report examples/rat_ca1/results/report.html
+	@echo "report: examples/rat_ca1/results/report.html"
 
 report: install
 	snakemake --report results/report.html

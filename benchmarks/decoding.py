@@ -8,7 +8,8 @@ Run on demand (never in the test suite)::
 Sessions: a simulated demo session (``neuroseq.simulate``, 20 minutes by default) and the
 real rat CA1 linear-track recording (../shared/data/real/nelpy_linear_track_rat_ca1.nwb,
 Kemere lab via nelpy, MIT; linearised position from 31 place cells, 50 ms bins, lap-wise
-5-fold CV). Every decoder sees the same folds (``neuroseq.decoding.evaluate``). Figures
+5-fold CV), read and decoded as the project examples/rat_ca1 configures it. Every decoder
+sees the same folds (``neuroseq.decoding.evaluate``). Figures
 quoted by the project: Glaser et al. 2020 (S1 velocity: Wiener 0.72, Kalman 0.68, LSTM
 0.85) and, for this CA1 file, the issue's one-seed measurement (Wiener 0.25, Kalman 0.62,
 GRU 0.86, transformer 0.73-0.77).
@@ -29,54 +30,32 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from neuroseq.config import load_config  # noqa: E402
+from neuroseq.config import ingest_options, load_config, session_path  # noqa: E402
 from neuroseq.decoding.evaluate import run_decoding  # noqa: E402
 from neuroseq.io import ingest_file  # noqa: E402
 from neuroseq.simulate import simulate_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "real"
-CA1 = {
-    "bin_size_s": 0.05,
-    "units": {"region": "CA1"},
-    "trials": {
-        "columns": {
-            "stimulus": None,
-            "choice": None,
-            "condition": None,
-            "reward_left": None,
-            "reward_right": None,
-        }
-    },
-}
-#: Decoding of the CA1 file: lap-wise 5-fold CV, lag 0, 1-s Wiener history. Chosen by
-#: 3-fold inner CV on the training laps of outer fold 0 (benchmarks/tune_decoding.py ca1
-#: --inner-folds 3 [--decoder gru]): the transformer's window of 128 bins (6.4 s); the
-#: GRU's window of 512 bins (25.6 s) with the first 128 of each training window left out
-#: of the loss (inner R2 0.68 with the defaults, 0.825 so). Laps alternate direction and
-#: the rat often stands still inside a lap; long context tells where it is heading. Then,
-#: by the same inner CV with three seeds (--seeds 3): the transformer's training windows
-#: every 32 bins instead of 64 (0.818 -> 0.832), the GRU's patience 16 instead of 8
-#: (0.808 -> 0.813). Then ALiBi attention biases instead of sinusoidal positions
-#: (``position: alibi``), which let the transformer use a longer past: window 128 0.843,
-#: window 256 with burn-in 64 0.873, window 512 with burn-in 128 0.829 (three networks
-#: averaged: 0.863 / 0.892 / 0.868; GRU 0.836). The GRU averages five networks from
-#: seeds 0-4, the transformer three (its 256-bin windows every 32 bins cost ~2 min a
-#: network a fold on one core).
-CA1_DECODING = {
-    "features": ["linearized_position"],
-    "n_folds": 5,
-    "history_s": 1.0,
-    "lags_s": [0.0],
-    "gru": {"window": 512, "burn_in": 128, "patience": 16, "n_members": 5},
-    "transformer": {
-        "window": 256,
-        "burn_in": 64,
-        "train_stride": 32,
-        "position": "alibi",
-        "n_members": 3,
-    },
-}
+#: The CA1 project (examples/rat_ca1): its session's ingest overrides and its decoding
+#: section, so this benchmark and that project's report decode the same way. Lap-wise
+#: 5-fold CV, lag 0, 1-s Wiener history; the torch settings were chosen by 3-fold inner CV
+#: on the training laps of outer fold 0 (benchmarks/tune_decoding.py ca1 --inner-folds 3
+#: [--decoder gru] --seeds 3; README, "Tuning, honestly"; inner R2 in brackets): the GRU's
+#: window of 512 bins (25.6 s) with the first 128 of each training window out of the loss
+#: (0.68 with the defaults, 0.825 so) and patience 16 (0.813), five networks averaged;
+#: the transformer's ALiBi attention biases over 256 bins with burn-in 64 and training
+#: windows every 32 bins (0.873; sinusoidal positions, window 128: 0.832), three networks
+#: averaged (its windows cost ~2 min a network a fold on one core).
+CA1_PROJECT = ROOT / "examples" / "rat_ca1" / "config" / "config.yaml"
+
+
+def ca1_project():
+    """The rat CA1 session and the decoding section of examples/rat_ca1's config."""
+    config = load_config(CA1_PROJECT)
+    path = (CA1_PROJECT.parents[1] / session_path(config, "rat_ca1")).resolve()
+    if not path.is_file():
+        sys.exit(f"real data not found at {path}")
+    return ingest_file(path, **ingest_options(config, "rat_ca1")), config["decoding"]
 
 
 def report(name: str, ds, seconds: float) -> None:
@@ -152,17 +131,16 @@ def main() -> None:
         )
         latency(demo, options)
     if not args.skip_ca1:
-        if not REAL.is_dir():
-            sys.exit(f"real data not found at {REAL}")
-        ca1 = ingest_file(REAL / "nelpy_linear_track_rat_ca1.nwb", **CA1)
+        ca1, decoding = ca1_project()
+        options = {**decoding, "n_permutations": 0, **only}
         t0 = time.perf_counter()
-        ds = run_decoding(ca1, **CA1_DECODING, **only)
+        ds = run_decoding(ca1, **options)
         report("rat CA1 linearised position (31 units)", ds, time.perf_counter() - t0)
         print("R2 per fold (fold 0's test laps never seen while tuning):")
         for d in ds.decoder.values:
             folds = ds.r2.sel(decoder=d).mean("feature").values
             print(f"  {d!s:<12} " + " ".join(f"{r:.3f}" for r in folds))
-        latency(ca1, {**CA1_DECODING, **only})
+        latency(ca1, options)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from decoding import ca1_project  # noqa: E402  (benchmarks/decoding.py)
 from neuroseq.config import load_config  # noqa: E402
 from neuroseq.decoding.data import (  # noqa: E402
     assign_folds,
@@ -47,16 +48,6 @@ from neuroseq.io import ingest_file  # noqa: E402
 from neuroseq.simulate import simulate_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "real"
-CA1 = {
-    "bin_size_s": 0.05,
-    "units": {"region": "CA1"},
-    "trials": {
-        "columns": dict.fromkeys(
-            ("stimulus", "choice", "condition", "reward_left", "reward_right")
-        )
-    },
-}
 
 #: Transformer candidates: changes to the decoder's constructor defaults.
 CANDIDATES: dict[str, dict] = {
@@ -106,8 +97,8 @@ CANDIDATES: dict[str, dict] = {
 
 def load(name: str, index: int):
     if name == "ca1":
-        session = ingest_file(REAL / "nelpy_linear_track_rat_ca1.nwb", **CA1)
-        opts = {"features": ["linearized_position"], "history_s": 1.0, "lags_s": [0.0]}
+        session, d = ca1_project()  # the torch decoders start from their defaults here
+        opts = {"features": d["features"], "history_s": d["history_s"], "lags_s": d["lags_s"]}
         return session, {**opts, "decoders": {}}
     cfg = load_config(ROOT / "config" / "config.yaml")
     with tempfile.TemporaryDirectory() as tmp:
