@@ -43,7 +43,12 @@ from neuroseq.decoding.data import (  # noqa: E402
     lagged,
     train_mask,
 )
-from neuroseq.decoding.evaluate import choose_lag, make_decoder, regression_scores  # noqa: E402
+from neuroseq.decoding.evaluate import (  # noqa: E402
+    choose_lag,
+    lag_history,
+    make_decoder,
+    regression_scores,
+)
 from neuroseq.io import ingest_file  # noqa: E402
 from neuroseq.simulate import simulate_session  # noqa: E402
 
@@ -165,7 +170,9 @@ def main() -> None:
             inner_fold = np.where(outer_train, np.where(inner_val, 0, 1), -1)
             inner_train = train_mask(inner_fold, 0, n_history) & outer_train
             y_train = np.where(inner_train[:, None], data.y, np.nan)
-            X = lagged(data.X, choose_lag(data.X, y_train, lags))
+            decoder = args.decoder if change is not None else name
+            h = lag_history(decoder, n_history)
+            X = lagged(data.X, choose_lag(data.X, y_train, lags, h))
             groups = np.where(inner_train, data.group, -1)
             preds = []
             for seed in range(args.seeds if change is not None or name == "gru" else 1):

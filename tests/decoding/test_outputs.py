@@ -1,5 +1,5 @@
 """decoding.nc beyond the regression scores: choice decoding, saved weights, progress log,
-report traces broken at gaps."""
+report traces broken at gaps, the report's tables."""
 
 import json
 import logging
@@ -14,10 +14,10 @@ from neuroseq.cli import main
 from neuroseq.decoding import GRUDecoder, TransformerDecoder
 from neuroseq.decoding.categorical import classify_trials
 from neuroseq.decoding.data import lagged
-from neuroseq.decoding.evaluate import run_decoding
+from neuroseq.decoding.evaluate import run_decoding, summarize_decoding
 from neuroseq.errors import InputError
 from neuroseq.io import read_dataset, write_dataset
-from neuroseq.report.decoding import decoding_figures, with_gaps
+from neuroseq.report.decoding import decoding_figures, decoding_summary_figure, with_gaps
 
 FAST = {"max_epochs": 3, "patience": 2, "window": 16, "d_model": 16, "dim_feedforward": 32}
 
@@ -90,6 +90,39 @@ def test_choice_is_decoded_above_its_permutation_chance_and_validated(tmp_path):
     with pytest.raises(schema.SchemaError, match="choice_chance outside"):
         schema.validate(broken, "neuroseq.decoding/1")
     assert [p.name for p in decoding_figures(path, tmp_path / "figs")][1] == "decoding_r2.png"
+    page = (tmp_path / "figs" / "decoding_table.html").read_text()
+    for r2 in back.r2.sel(decoder="wiener").mean("feature").values:  # every fold's R2
+        assert f"<td>{r2:.3f}</td>" in page
+    assert f"<b>{back.r2.mean():.3f}</b>" in page  # the best (only) decoder's mean, bold
+    assert "<td>0.04, 0.04, 0.04</td>" in page  # its lag in each fold
+    assert "choice (ridge_classifier)" in page
+
+
+def test_summary_table_bolds_the_best_decoder_of_each_session(tmp_path):
+    results = []
+    for seed in (0, 1):
+        out = run_decoding(
+            choice_session(seed=seed), decoders=["wiener", "kalman"], n_folds=3, lags_s=[0.04],
+            n_permutations=0,
+        )  # fmt: skip
+        results.append(out.assign_attrs(session_id=f"s{seed}"))
+    path = write_dataset(
+        summarize_decoding(results),
+        tmp_path / "summary.nc",
+        schema="neuroseq.summary.decoding/1",
+        session_id="summary",
+        source_file=None,
+        params={},
+    )
+    names = [p.name for p in decoding_summary_figure(path, tmp_path / "figs")]
+    assert names == ["decoding.png", "decoding_table.html"]
+    page = (tmp_path / "figs" / "decoding_table.html").read_text()
+    for out, session in zip(results, ("s0", "s1"), strict=True):
+        mean = out.r2.mean(("fold", "feature"))
+        best, other = mean.argmax().item(), mean.argmin().item()
+        row = page.split(f"<td>{session}</td>")[1].split("</tr>")[0]
+        assert f"<b>{float(mean[best]):.3f}</b>" in row
+        assert f"<td>{float(mean[other]):.3f}</td>" in row
 
 
 def test_choice_without_coding_units_stays_at_chance():
@@ -151,7 +184,9 @@ def test_decode_weights_reload_with_weights_only_and_predict_the_same(tmp_path, 
     lines = caplog.messages
     assert any(m.startswith("fold 2/3 transformer  epoch 1/3  train ") for m in lines)
     assert any(m.startswith("fold 3/3 gru  epoch ") for m in lines)
-    assert any(m.startswith("fold 1/3: ") and "lag 0.040 s" in m for m in lines)
+    assert any(
+        m.startswith("fold 1/3: ") and "lag gru 0.040, transformer 0.040 s" in m for m in lines
+    )
 
 
 def test_traces_break_where_time_jumps():

@@ -63,6 +63,13 @@ rule decoding_figures:
             subcategory="{session}",
             labels={"session": "{session}", "figure": "learning curves"},
         ),
+        report(
+            f"{RESULTS}/figures/{{session}}/decoding_table.html",
+            caption="../report/decoding_table.rst",
+            category="Decoding",
+            subcategory="{session}",
+            labels={"session": "{session}", "figure": "table of scores"},
+        ),
     log:
         "logs/figures/decoding_{session}.log",
     conda:
@@ -86,6 +93,12 @@ rule decoding_summary_figures:
             caption="../report/decoding_summary.rst",
             category="Summary",
             labels={"figure": "decoders across sessions"},
+        ),
+        report(
+            f"{RESULTS}/figures/summary/decoding_table.html",
+            caption="../report/decoding_summary_table.rst",
+            category="Summary",
+            labels={"figure": "decoders across sessions, table"},
         ),
     log:
         "logs/figures/decoding_summary.log",

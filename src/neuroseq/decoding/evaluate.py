@@ -51,16 +51,31 @@ def make_decoder(name: str, n_history: int, options: Mapping[str, Any], seed: in
         ) from exc
 
 
-def choose_lag(X: np.ndarray, y: np.ndarray, lags: Sequence[int]) -> int:
-    """The lag (bins) at which an instantaneous ridge readout scores best by inner CV.
+def choose_lag(X: np.ndarray, y: np.ndarray, lags: Sequence[int], n_history: int = 1) -> int:
+    """The lag (bins) at which a ridge readout of ``n_history`` bins scores best by inner CV.
 
     Only the training targets are given (the rest NaN), so the choice is the training
     folds' alone.
     """
     if len(lags) == 1:
         return int(lags[0])
-    scores = [WienerFilter(n_history=1).fit(lagged(X, lag), y).inner_r2_.mean() for lag in lags]
+    scores = [
+        WienerFilter(n_history=n_history).fit(lagged(X, lag), y).inner_r2_.mean() for lag in lags
+    ]
     return int(lags[int(np.argmax(scores))])
+
+
+def lag_history(name: str, n_history: int) -> int:
+    """Bins of history of the linear readout that chooses decoder ``name``'s lag.
+
+    The Kalman filter reads its state from one bin of activity, so its lag is the one at
+    which one bin reads behaviour best (about the true lag of behaviour after the
+    activity). The Wiener filter, the GRU and the transformer read a history; shifting it
+    by that lag would throw away the most recent bins, which tell most about behaviour
+    that lags the activity, so theirs is the lag at which a Wiener filter of the
+    configured history reads behaviour best (0 or a bin or two).
+    """
+    return 1 if name == "kalman" else n_history
 
 
 def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -106,7 +121,8 @@ def run_decoding(
     history_s : float
         History of the Wiener filter and the gap between training and test bins (s).
     lags_s : sequence of float
-        Candidate lags of behaviour after activity (s), chosen per fold on training data.
+        Candidate lags of behaviour after activity (s), chosen per decoder and fold on
+        training data (see `lag_history`).
     block_s : float
         Block length of sessions without trials (s).
     seed : int
@@ -169,23 +185,29 @@ def run_decoding(
     }
     fit_seconds = np.zeros((len(decoders), n_folds))
     curves: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
-    chosen = np.zeros(n_folds)
+    chosen = np.zeros((len(decoders), n_folds))
     for k in range(n_folds):
         train = train_mask(fold, k, gap=n_history)
         test = fold == k
         y_train = np.where(train[:, None], data.y, np.nan)
-        lag = choose_lag(data.X, y_train, lags)
-        chosen[k] = lag * bin_s
+        lag_of = {
+            h: choose_lag(data.X, y_train, lags, h)
+            for h in {lag_history(name, n_history) for name in decoders}
+        }
         log.info(
-            "fold %d/%d: %d training bins, %d test bins, lag %.3f s (chosen on training bins)",
+            "fold %d/%d: %d training bins, %d test bins, lag %s s (chosen on training bins)",
             k + 1,
             n_folds,
             int((train & np.isfinite(data.y).any(1)).sum()),
             int((test & np.isfinite(data.y).any(1)).sum()),
-            lag * bin_s,
+            ", ".join(
+                f"{name} {lag_of[lag_history(name, n_history)] * bin_s:.3f}" for name in decoders
+            ),
         )
-        X = lagged(data.X, lag)
         for d, name in enumerate(decoders):
+            lag = lag_of[lag_history(name, n_history)]
+            chosen[d, k] = lag * bin_s
+            X = lagged(data.X, lag)
             est = make_decoder(name, n_history, decoder_options, seed)
             t0 = time.perf_counter()
             if name in ("gru", "transformer"):
@@ -310,7 +332,7 @@ def _dataset(
             "val_loss": (("decoder", "fold", "epoch"), losses["val"], {"units": "1"}),
             "fit_seconds": (("decoder", "fold"), fit_seconds, {"units": "s"}),
             "lag_s": (
-                "fold",
+                ("decoder", "fold"),
                 chosen,
                 {
                     "units": "s",

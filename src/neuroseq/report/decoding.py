@@ -1,27 +1,155 @@
-"""Report figures of decoding.nc: held-out traces, R2 per decoder, learning curves."""
+"""Report figures of decoding.nc: held-out traces, R2 per decoder, learning curves, and
+the table of every score."""
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from neuroseq.io.output import read_dataset
+from neuroseq.io.output import atomic_write, read_dataset
 from neuroseq.report.plotting import plt, save_figure
 
 TRACE_S = 20.0
 
 
 def decoding_figures(result_nc: str | Path, output_dir: str | Path) -> list[Path]:
-    """Write ``decoding_traces.png``, ``decoding_r2.png`` and ``decoding_learning.png``."""
+    """Write ``decoding_traces.png``, ``decoding_r2.png``, ``decoding_learning.png`` and
+    ``decoding_table.html``."""
     ds = read_dataset(result_nc, schema="neuroseq.decoding/1")
     out = Path(output_dir)
     return [
         save_figure(_traces(ds), out / "decoding_traces.png"),
         save_figure(_r2(ds), out / "decoding_r2.png"),
         save_figure(_learning(ds), out / "decoding_learning.png"),
+        write_html(decoding_table(ds), out / "decoding_table.html"),
     ]
+
+
+def write_html(text: str, path: str | Path) -> Path:
+    """Write an HTML page atomically."""
+    path = Path(path)
+    with atomic_write(path, ".html") as tmp:
+        Path(tmp).write_text(text)
+    return path
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head>"
+        f"<body style='font-family:sans-serif'>{body}</body></html>\n"
+    )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are HTML already (escape text before)."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        "<table border='1' cellpadding='4' style='border-collapse:collapse;"
+        f"text-align:right'><tr>{head}</tr>{body}</table>"
+    )
+
+
+def _num(value: float, best: bool = False, digits: int = 3) -> str:
+    text = "-" if not np.isfinite(value) else f"{value:.{digits}f}"
+    return f"<b>{text}</b>" if best else text
+
+
+def decoding_table(ds: xr.Dataset) -> str:
+    """Every held-out score of one session's decoding.nc as an HTML page.
+
+    Per decoder: R2 (mean over features) per fold, their mean and sd, RMSE and Pearson r
+    (means over folds and features), fit time; then R2 per feature (mean and sd over
+    folds) beside the ceiling where the session has one; then the trial-level classifiers.
+    The best mean in each column of decoders is bold.
+    """
+    session = str(ds.attrs.get("session_id", ""))
+    decoders = [str(d) for d in ds.decoder.values]
+    folds = [int(k) for k in ds.fold.values]
+    r2_fold = ds.r2.mean("feature")  # (decoder, fold)
+    mean_r2 = r2_fold.mean("fold").values
+    scored = np.isfinite(ds.target.values).any(1)
+    missing = json.loads(ds.attrs.get("missing_targets", "{}"))
+    parts = [
+        f"<h3>{html.escape(session)}: decoders on identical folds</h3>",
+        "<p>"
+        + html.escape(
+            f"{len(folds)} folds split by {ds.attrs.get('grouping', 'trial')}; "
+            f"{int(scored.sum()):,} held-out bins of {ds.attrs.get('bin_size_s', '?')} s "
+            "scored; bins without behaviour, neither trained on nor scored: "
+            + (", ".join(f"{k} {v:,}" for k, v in missing.items()) or "none")
+        )
+        + "</p>",
+    ]
+    header = ["decoder", "mean R2", "sd over folds"]
+    header += [f"R2 fold {k}" for k in folds]
+    header += ["RMSE", "Pearson r", "fit s per fold", "lag s (per fold)"]
+    best = int(np.nanargmax(mean_r2))
+    lag = ds.lag_s
+    if "decoder" not in lag.dims:  # written before lags were chosen per decoder
+        lag = lag.expand_dims(decoder=ds.decoder)
+    rows = []
+    for i, name in enumerate(decoders):
+        r = r2_fold.sel(decoder=name).values
+        rows.append(
+            [html.escape(name), _num(mean_r2[i], i == best), _num(float(np.std(r, ddof=1)))]
+            + [_num(v) for v in r]
+            + [
+                _num(float(ds.rmse.sel(decoder=name).mean()), digits=3),
+                _num(float(ds.pearson_r.sel(decoder=name).mean())),
+                _num(float(ds.fit_seconds.sel(decoder=name).mean()), digits=1),
+                ", ".join(f"{v:g}" for v in lag.sel(decoder=name).values),
+            ]
+        )
+    if "ceiling_r2" in ds:
+        ceiling = float(ds.ceiling_r2.mean())
+        rows.append(["ceiling (true latents)", _num(ceiling)] + ["-"] * (len(header) - 2))
+    parts.append(_table(header, rows))
+    parts.append(
+        "<p>R2 and Pearson r per fold are means over features; sd is over folds "
+        "(ddof 1). RMSE is in each feature's own units, averaged. Lag: of behaviour after "
+        "the activity a decoder reads, chosen on the training folds.</p>"
+    )
+    if ds.sizes["feature"] > 1 or "ceiling_r2" in ds:
+        mean, sd = ds.r2.mean("fold"), ds.r2.std("fold", ddof=1)
+        header = ["feature", *map(html.escape, decoders)]
+        if "ceiling_r2" in ds:
+            header.append("ceiling")
+        rows = []
+        for f in ds.feature.values:
+            m = mean.sel(feature=f).values
+            top = int(np.nanargmax(m))
+            row = [html.escape(str(f))] + [
+                f"{_num(v, d == top)} &plusmn; {_num(e)}"
+                for d, (v, e) in enumerate(zip(m, sd.sel(feature=f).values, strict=True))
+            ]
+            if "ceiling_r2" in ds:
+                row.append(_num(float(ds.ceiling_r2.sel(feature=f))))
+            rows.append(row)
+        parts.append("<p>R2 per feature (mean &plusmn; sd over folds):</p>")
+        parts.append(_table(header, rows))
+    names = _categorical_names(ds)
+    if names:
+        rows = []
+        for name in names:
+            for model in ds.model.values:
+                acc = ds[f"{name}_balanced_accuracy"].sel(model=model).values
+                rows.append(
+                    [
+                        html.escape(f"{name} ({model})"),
+                        _num(float(np.nanmean(acc))),
+                        _num(float(ds[f"{name}_chance"].sel(model=model))),
+                        _num(float(ds[f"{name}_p_value"].sel(model=model))),
+                    ]
+                )
+        parts.append("<p>Trial variables (balanced accuracy over held-out trials):</p>")
+        parts.append(_table(["variable", "balanced accuracy", "permutation chance", "p"], rows))
+    return _page(f"{session}: decoding", "".join(parts))
 
 
 def _best_feature(ds: xr.Dataset) -> str:
@@ -173,8 +301,39 @@ def _learning(ds: xr.Dataset) -> plt.Figure:
 
 
 def decoding_summary_figure(summary_nc: str | Path, output_dir: str | Path) -> list[Path]:
-    """Write ``decoding.png``: mean R2 per decoder and session."""
+    """Write ``decoding.png`` (mean R2 per decoder and session) and ``decoding_table.html``."""
     ds = read_dataset(summary_nc, schema="neuroseq.summary.decoding/1")
+    out = Path(output_dir)
+    return [
+        _summary_bars(ds, out / "decoding.png"),
+        write_html(decoding_summary_table(ds), out / "decoding_table.html"),
+    ]
+
+
+def decoding_summary_table(ds: xr.Dataset) -> str:
+    """Mean R2 (over features and folds) per session and decoder, as an HTML page."""
+    decoders = [str(d) for d in ds.decoder.values]
+    header = ["session", *map(html.escape, decoders)]
+    has_ceiling = "ceiling_r2" in ds
+    if has_ceiling:
+        header.append("ceiling")
+    rows = []
+    for session in ds.session.values:
+        m = ds.mean_r2.sel(session=session).values
+        top = int(np.nanargmax(m)) if np.isfinite(m).any() else -1
+        row = [html.escape(str(session))] + [_num(v, d == top) for d, v in enumerate(m)]
+        if has_ceiling:
+            row.append(_num(float(ds.ceiling_r2.sel(session=session).mean())))
+        rows.append(row)
+    body = (
+        "<p>Held-out R2 per session and decoder: mean over behaviour features and folds "
+        "(the best of each session bold); ceiling: ridge readout of the true latents, on "
+        "simulated sessions only.</p>" + _table(header, rows)
+    )
+    return _page("decoders across sessions", body)
+
+
+def _summary_bars(ds: xr.Dataset, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     sessions = [str(s) for s in ds.session.values]
     width = 0.8 / ds.sizes["decoder"]
@@ -190,4 +349,4 @@ def decoding_summary_figure(summary_nc: str | Path, output_dir: str | Path) -> l
     ax.legend(fontsize=8, frameon=False)
     ax.set_title("Decoders across sessions", fontsize=10)
     fig.tight_layout()
-    return [save_figure(fig, Path(output_dir) / "decoding.png")]
+    return save_figure(fig, path)
