@@ -26,7 +26,7 @@ run: install
 
 run-ca1: install
 	snakemake -s Snakefile -d examples/rat_ca1
-	snakemake -s Snakefile -d examples/rat_ca1 --report examples/rat_ca1/results/report.html
+	snakemake -s Snakefile -d examples/rat_ca1 --report results/report.html
 	@echo "report: examples/rat_ca1/results/report.html"
 
 report: install

@@ -30,11 +30,12 @@ DEMO_FILES = [
     f"{DEMO_DIR}/demo_{i:02d}.nwb" for i in range(1, config["demo"]["n_sessions"] + 1)
 ]
 # Every analysis: what a session must hold for it (see neuroseq.io.session_contents) and
-# the names of its per-session figures. The final target asks for the results, summary
-# and figures of the analyses the config names, only on the sessions that can feed them.
+# the names of its per-session figures (PNG unless a name has its own extension). The
+# final target asks for the results, summary and figures of the analyses the config
+# names, only on the sessions that can feed them.
 ANALYSES = {
     "psychometric": ({"choices"}, ("curves", "comparison", "lapses")),
-    "decoding": ({"units", "behavior"}, ("traces", "r2", "learning")),
+    "decoding": ({"units", "behavior"}, ("traces", "r2", "learning", "table.html")),
     "pruning": ({"units", "behavior"}, ("tickets",)),
     "uae": ({"units"}, ("error",)),
     "nngp": (workflow_needs(config["nngp"]["target"]), ("width", "uncertainty")),
@@ -216,7 +217,7 @@ def results_of(analysis):
 def analysis_figures(analysis, names):
     """One session's figures of an analysis, for the sessions it runs on."""
     return [
-        f"{RESULTS}/figures/{s}/{analysis}_{name}.png"
+        f"{RESULTS}/figures/{s}/{analysis}_{name if '.' in name else name + '.png'}"
         for s in sessions_for(analysis)
         for name in names
     ]
@@ -264,6 +265,8 @@ def analysis_outputs(wildcards):
                 f"{RESULTS}/figures/summary/{analysis}.png",
                 *analysis_figures(analysis, ANALYSES[analysis][1]),
             ]
+            if analysis == "decoding":
+                outputs.append(f"{RESULTS}/figures/summary/decoding_table.html")
     return outputs
 
 
