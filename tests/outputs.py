@@ -7,6 +7,7 @@ relative to its parent (the workflow's working directory).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ TIMESTAMPS = {"created"}
 #: Variables that measure wall-clock time (they differ between any two runs). An analysis
 #: that records how long it ran adds its variable here.
 WALL_CLOCK = {"fit_seconds"}
+#: Wall-clock figures inside HTML tables (the decoders' fit time).
+WALL_CLOCK_HTML = re.compile(r'<span class="wall-clock">[^<]*</span>')
 #: Files that are not outputs (Snakemake's marker inside directory outputs).
 IGNORED = {".snakemake_timestamp"}
 
@@ -84,6 +87,10 @@ def differences(a: Path, b: Path) -> list[str]:
                     j.pop(key, None)
             if ja != jb:
                 out.append(f"{rel}: JSON differs")
+        elif rel.endswith(".html"):
+            ha, hb = (WALL_CLOCK_HTML.sub("", f.read_text()) for f in (fa, fb))
+            if ha != hb:
+                out.append(f"{rel}: HTML differs (wall-clock figures aside)")
         elif fa.read_bytes() != fb.read_bytes():
             out.append(f"{rel}: bytes differ")
     return out

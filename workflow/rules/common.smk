@@ -217,7 +217,7 @@ def results_of(analysis):
 def analysis_figures(analysis, names):
     """One session's figures of an analysis, for the sessions it runs on."""
     return [
-        f"{RESULTS}/figures/{s}/{analysis}_{name if '.' in name else name + '.png'}"
+        f"{RESULTS}/figures/{s}/{analysis}_{name}{'' if '.' in name else '.png'}"
         for s in sessions_for(analysis)
         for name in names
     ]
