@@ -66,7 +66,7 @@ def decoding_table(ds: xr.Dataset) -> str:
     Per decoder: R2 (mean over features) per fold, their mean and sd, RMSE and Pearson r
     (means over folds and features), fit time; then R2 per feature (mean and sd over
     folds) beside the ceiling where the session has one; then the trial-level classifiers.
-    The best mean in each column of decoders is bold.
+    The best mean R2, and the best decoder of each feature, are bold.
     """
     session = str(ds.attrs.get("session_id", ""))
     decoders = [str(d) for d in ds.decoder.values]
@@ -100,7 +100,7 @@ def decoding_table(ds: xr.Dataset) -> str:
             [html.escape(name), _num(mean_r2[i], i == best), _num(float(np.std(r, ddof=1)))]
             + [_num(v) for v in r]
             + [
-                _num(float(ds.rmse.sel(decoder=name).mean()), digits=3),
+                _num(float(ds.rmse.sel(decoder=name).mean())),
                 _num(float(ds.pearson_r.sel(decoder=name).mean())),
                 # marked: it differs between any two runs (tests/outputs.py ignores it)
                 '<span class="wall-clock">'
