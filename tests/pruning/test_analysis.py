@@ -110,19 +110,21 @@ def test_both_decoders_on_a_session_with_a_known_map(tmp_path):
     # At 100% of the weights the three lines are one network.
     dense = back.score.sel(sparsity=0)
     assert (dense == dense.sel(init="rewind")).all()
-    # Both read the known map (measured: MLP 0.87 and 0.86, transformer 0.68 and 0.71 on
+    # Both read the known map (measured: MLP 0.91 and 0.92, transformer 0.67 and 0.67 on
     # seeds 0 and 1 after its 6 short epochs).
     assert (dense.sel(decoder="mlp") > 0.8).all()
     assert (dense.sel(decoder="transformer") > 0.5).all()
     # The transformer's rewound ticket keeps that at 25% of its weights; random pruning
-    # does not (measured 0.68, 0.71 against 0.33, 0.24).
+    # does not (measured 0.65, 0.68 against 0.26, 0.21).
     sparsest = back.score.sel(decoder="transformer", sparsity=2)
     assert (sparsest.sel(init="rewind") > dense.sel(decoder="transformer") - 0.05).all()
     assert (sparsest.sel(init="rewind") > sparsest.sel(init="random_prune") + 0.2).all()
     assert np.isfinite(back.r2).all()
     assert (back.early_stop_iteration > 0).all()
     assert (back.early_stop_iteration <= back.steps_trained.mean("fold")).all()
-    assert back.lag_s.values.tolist() == [0.06]  # the true lag, chosen on training folds
+    # Chosen on training folds: both decoders read a history, so they keep its most recent
+    # bins (lag 0) rather than shift it by the true lag (0.06 s).
+    assert back.lag_s.values.tolist() == [0.0]
 
     other = write(run_pruning(session(seed=1), **TINY), tmp_path / "b.nc", session_id="b")
     summary = summarize_pruning([back, read_dataset(other)])

@@ -139,7 +139,9 @@ def run_pruning(
         train = train_mask(fold, k, gap=n_history)
         test = (fold == k) & np.isfinite(data.y).any(1)
         y_train = np.where(train[:, None], data.y, np.nan)
-        lag = choose_lag(data.X, y_train, lags)
+        # Both decoders read a history, so the lag is the one a Wiener filter of that
+        # history prefers (neuroseq.decoding.evaluate.lag_history), not the true lag.
+        lag = choose_lag(data.X, y_train, lags, n_history)
         chosen[f] = lag * bin_s
         train &= np.isfinite(data.y).any(1)
         val = _validation(train, data.group, val_fraction, source)
