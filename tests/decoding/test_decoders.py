@@ -140,11 +140,14 @@ def test_estimators_follow_the_scikit_learn_contract():
         assert not [k for k in vars(est) if k.endswith("_")]  # nothing fitted in __init__
 
 
-@pytest.mark.parametrize("position", ["sinusoidal", "alibi"])
-def test_causal_transformer_ignores_the_future(position):
+@pytest.mark.parametrize(
+    ("position", "conv"),
+    [("sinusoidal", {}), ("alibi", {}), ("sinusoidal", {"conv_kernel": 5, "output_norm": False})],
+)
+def test_causal_transformer_ignores_the_future(position, conv):
     ds = synthetic_session(n_bins=1500, n_trials=5)
     X, y = ds.spike_counts.values.astype(float), ds.behavior.values
-    est = TransformerDecoder(**FAST, position=position).fit(X, y)
+    est = TransformerDecoder(**FAST, position=position, **conv).fit(X, y)
     future = X.copy()
     future[800:] = 0
     # bins before 800 whose window lies wholly before 800 cannot see the change
@@ -164,6 +167,37 @@ def test_alibi_bias_decays_with_distance_and_inference_matches_training(causal):
     training = net(x)
     with torch.no_grad():  # the inference path must read the per-head bias the same way
         torch.testing.assert_close(net.eval()(x), training.detach())
+
+
+@pytest.mark.parametrize(("causal", "reads"), [(True, range(16, 21)), (False, range(18, 23))])
+def test_the_convolution_reads_its_kernel_of_bins_before_attention(causal, reads):
+    from neuroseq.decoding.networks import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(6, 2, dropout=0.0, causal=causal, conv_kernel=5).eval()
+    seen = {}
+    net.encoder.register_forward_pre_hook(lambda _, args: seen.update(h=args[0]))
+    x = torch.randn(1, 40, 6)
+    with torch.no_grad():
+        net(x)
+        before = seen["h"]
+        for t in range(40):  # which inputs does bin 20 of attention's input depend on?
+            moved = x.clone()
+            moved[0, t] += 1.0
+            net(moved)
+            changed = not torch.equal(seen["h"][0, 20], before[0, 20])
+            assert changed == (t in reads), t
+
+
+def test_the_readout_without_its_layer_norm_scales_with_the_residual_stream():
+    from neuroseq.decoding.networks import TransformerNet
+
+    torch.manual_seed(0)
+    with_norm = TransformerNet(6, 2, output_norm=True).out
+    plain = TransformerNet(6, 2, output_norm=False).out
+    h = torch.randn(3, 64)
+    assert torch.allclose(with_norm(2 * h) - with_norm[1].bias, with_norm(h) - with_norm[1].bias)
+    torch.testing.assert_close(plain(2 * h) - plain.bias, 2 * (plain(h) - plain.bias))
 
 
 def test_an_unknown_position_code_is_a_clear_error():

@@ -56,6 +56,8 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         train_stride: int | None = None,
         n_members: int = 1,
         position: str = "sinusoidal",
+        conv_kernel: int = 0,
+        output_norm: bool = True,
     ) -> None:
         self.window = window
         self.causal = causal
@@ -77,6 +79,8 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
         self.train_stride = train_stride
         self.n_members = n_members
         self.position = position
+        self.conv_kernel = conv_kernel
+        self.output_norm = output_norm
 
     def _net(self, n_in: int, n_out: int) -> torch.nn.Module:
         return ARCHITECTURES[self.architecture](
@@ -90,6 +94,8 @@ class SequenceDecoder(RegressorMixin, BaseEstimator):
             causal=self.causal,
             max_len=max(self.window, 16),
             position=self.position,
+            conv_kernel=self.conv_kernel,
+            output_norm=self.output_norm,
         )
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
@@ -285,6 +291,12 @@ class TransformerDecoder(SequenceDecoder):
         order and dropout; the same early-stopping trials) and averaged in ``predict``.
     position : ``"sinusoidal"`` or ``"alibi"``
         How bins know their place in the window (see ``networks.TransformerNet``).
+    conv_kernel : int
+        > 1: a depthwise convolution of that many bins over time on the projected inputs,
+        before attention (causal when the decoder is); 0: none.
+    output_norm : bool
+        Read behaviour out through a final LayerNorm (True) or from the residual stream
+        itself (False).
     """
 
     architecture = "transformer"

@@ -56,6 +56,16 @@ class TransformerNet(nn.Module):
     slopes 2^-2 .. 2^-8 per bin with four heads), so every head prefers recent bins at
     its own time scale and the net is the same function of the past wherever a window
     starts.
+
+    ``conv_kernel`` > 1 adds a depthwise convolution over time to the projected inputs
+    (each of the ``d_model`` channels its own filter of that many bins; causal: the bin
+    and the ones before it), residually, before attention, as Conformer pairs local
+    convolution with self-attention (Gulati et al. 2020): a short temporal filter of the
+    population, which is what a linear decoder of the recent history is, then costs the
+    net ``d_model x conv_kernel`` weights instead of having to be assembled from attention
+    weights. ``output_norm=False`` reads behaviour out of the residual stream itself
+    instead of its final LayerNorm, whose division by each bin's spread across channels
+    would take the amplitude of that filtered activity away from the readout.
     """
 
     def __init__(
@@ -71,6 +81,8 @@ class TransformerNet(nn.Module):
         causal: bool = True,
         max_len: int = 2048,
         position: str = "sinusoidal",
+        conv_kernel: int = 0,
+        output_norm: bool = True,
     ) -> None:
         super().__init__()
         if position not in POSITIONS:
@@ -79,6 +91,11 @@ class TransformerNet(nn.Module):
         self.n_heads = n_heads
         self.alibi = position == "alibi"
         self.inp = nn.Linear(n_in, d_model)
+        self.conv = None
+        if conv_kernel > 1:
+            self.conv = nn.Conv1d(d_model, d_model, conv_kernel, groups=d_model)
+            before = conv_kernel - 1 if causal else (conv_kernel - 1) // 2
+            self.conv_padding = (before, conv_kernel - 1 - before)
         code = sinusoidal_encoding(max_len, d_model)
         self.register_buffer("position", code * (not self.alibi), persistent=False)
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
@@ -86,12 +103,17 @@ class TransformerNet(nn.Module):
             d_model, n_heads, dim_feedforward, dropout, batch_first=True, norm_first=True
         )
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.out = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, n_out))
+        readout = nn.Linear(d_model, n_out)
+        self.out = nn.Sequential(nn.LayerNorm(d_model), readout) if output_norm else readout
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
-        h = self.drop(self.inp(x) + self.position[:steps])
+        h = self.inp(x)
+        if self.conv is not None:  # (batch, channel, time) for Conv1d, zeros beyond the window
+            padded = nn.functional.pad(h.transpose(1, 2), self.conv_padding)
+            h = h + self.conv(padded).transpose(1, 2)
+        h = self.drop(h + self.position[:steps])
         if not self.alibi:  # sinusoidal positions: at most the causal mask
             mask = None
             if self.causal:
