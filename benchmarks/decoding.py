@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from neuroseq.config import ingest_options, load_config, session_path  # noqa: E402
+from neuroseq.decoding.data import assign_folds, decoding_data, train_mask  # noqa: E402
 from neuroseq.decoding.evaluate import run_decoding  # noqa: E402
 from neuroseq.io import ingest_file  # noqa: E402
 from neuroseq.simulate import simulate_session  # noqa: E402
@@ -58,25 +59,45 @@ def ca1_project():
     return ingest_file(path, **ingest_options(config, "rat_ca1")), config["decoding"]
 
 
-def report(name: str, ds, seconds: float) -> None:
+def training_bins(session, options: dict) -> float:
+    """Bins with a target that train each fold's decoders, mean over folds."""
+    data = decoding_data(
+        session,
+        features=options.get("features"),
+        n_folds=options["n_folds"],
+        between_trials=options["train_between_trials"],
+    )
+    fold = assign_folds(
+        data.group, options["n_folds"], options["seed"], contiguous=data.grouping == "block"
+    )
+    gap = max(1, round(options["history_s"] / data.bin_size))
+    labelled = np.isfinite(data.y).any(1)
+    return float(
+        np.mean([(train_mask(fold, k, gap) & labelled).sum() for k in range(options["n_folds"])])
+    )
+
+
+def report(name: str, ds, seconds: float, train_bins: float, options: dict) -> None:
     n_scored = int(np.isfinite(ds.target).any("feature").sum())
     print(
         f"\n{name}: {ds.sizes['feature']} features, {n_scored:,} scored bins, "
-        f"{ds.sizes['fold']} folds, split by {ds.attrs['grouping']}; total {seconds:.0f} s"
+        f"{train_bins:,.0f} training bins a fold, {ds.sizes['fold']} folds, split by "
+        f"{ds.attrs['grouping']}; total {seconds:.0f} s"
     )
     print(
         f"{'decoder':<12} {'mean R2':>8} {'sd over folds':>14} {'fit s/fold':>11} "
-        f"{'train bins/s':>13}"
+        f"{'networks':>9} {'s/network':>10} {'train bins/s':>13}"
     )
     for d in ds.decoder.values:
         r2 = ds.r2.sel(decoder=d).mean("feature")
         fit = float(ds.fit_seconds.sel(decoder=d).mean())
-        train_bins = n_scored * (ds.sizes["fold"] - 1) / ds.sizes["fold"]
+        members = int((options.get(str(d)) or {}).get("n_members", 1))
+        # epochs of the first network (the learning curves are its), per network's time
         epochs = np.isfinite(ds.train_loss.sel(decoder=d)).sum("epoch").mean().item()
-        rate = train_bins * max(epochs, 1) / fit
+        rate = train_bins * max(epochs, 1) / (fit / members)
         print(
             f"{d!s:<12} {float(r2.mean()):>8.3f} {float(r2.std()):>14.3f} {fit:>11.1f} "
-            f"{rate:>13,.0f}"
+            f"{members:>9} {fit / members:>10.1f} {rate:>13,.0f}"
         )
     if "ceiling_r2" in ds:
         print(
@@ -128,6 +149,8 @@ def main() -> None:
             f"config {args.config.name})",
             ds,
             time.perf_counter() - t0,
+            training_bins(demo, options),
+            options,
         )
         latency(demo, options)
     if not args.skip_ca1:
@@ -135,7 +158,13 @@ def main() -> None:
         options = {**decoding, "n_permutations": 0, **only}
         t0 = time.perf_counter()
         ds = run_decoding(ca1, **options)
-        report("rat CA1 linearised position (31 units)", ds, time.perf_counter() - t0)
+        report(
+            "rat CA1 linearised position (31 units)",
+            ds,
+            time.perf_counter() - t0,
+            training_bins(ca1, options),
+            options,
+        )
         print("R2 per fold (fold 0's test laps never seen while tuning):")
         for d in ds.decoder.values:
             folds = ds.r2.sel(decoder=d).mean("feature").values

@@ -8,6 +8,8 @@ Run on demand (never in the test suite)::
         --baselines --candidates base win256+burn128 win512+burn128
     .venv/bin/python benchmarks/tune_decoding.py ca1 --inner-folds 3 --seeds 3 \
         --combine '{"window": 128}' --candidates base drop0
+    .venv/bin/python benchmarks/tune_decoding.py demo --index 2 --seeds 3 --baselines \
+        --candidates base smooth0+drop0.4 ens1
 
 Protocol. Demo: tuning sessions simulated with another base seed (1000) than the demo's
 (0), so the sessions the report shows never take part in the choice. CA1 (one file): the
@@ -18,6 +20,9 @@ decoder's own early stopping splits that again). Fold 0's test laps are never se
 the tuning data. Each candidate prints the inner-validation R2 (mean over features) next
 to the GRU and the Wiener filter on the same split; with ``--seeds k`` the mean over
 seeds 0..k-1 and the R2 of their averaged predictions (what ``n_members: k`` fits).
+Bins between trials train when the config's ``decoding.train_between_trials`` says so
+(``--between-trials yes|no`` overrides it); they go with the trial before them, and only
+bins inside trials are scored.
 """
 
 from __future__ import annotations
@@ -97,20 +102,39 @@ CANDIDATES: dict[str, dict] = {
     "ff256": {"dim_feedforward": 256},
     "alibi": {"position": "alibi"},
     "alibi256": {"position": "alibi", "window": 256, "burn_in": 64, "train_stride": 32},
+    "conv5": {"conv_kernel": 5},
+    "conv10": {"conv_kernel": 10},
+    "conv15": {"conv_kernel": 15},
+    "conv20": {"conv_kernel": 20},
+    "noln": {"output_norm": False},
+    "smooth0": {"smooth_bins": 0.0},
+    "drop0.4": {"dropout": 0.4},
+    "ep30": {"max_epochs": 30},
+    "ens1": {"n_members": 1},
 }
 
 
 def load(name: str, index: int):
     if name == "ca1":
         session, d = ca1_project()  # the torch decoders start from their defaults here
-        opts = {"features": d["features"], "history_s": d["history_s"], "lags_s": d["lags_s"]}
+        opts = {
+            "features": d["features"],
+            "history_s": d["history_s"],
+            "lags_s": d["lags_s"],
+            "between_trials": d["train_between_trials"],
+        }
         return session, {**opts, "decoders": {}}
     cfg = load_config(ROOT / "config" / "config.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         path = simulate_session(Path(tmp) / "tune.nwb", index=index, duration_s=720, seed=1000)
         session = ingest_file(path, **cfg["ingest"])
     d = cfg["decoding"]
-    opts = {"features": None, "history_s": d["history_s"], "lags_s": d["lags_s"]}
+    opts = {
+        "features": None,
+        "history_s": d["history_s"],
+        "lags_s": d["lags_s"],
+        "between_trials": d["train_between_trials"],
+    }
     return session, {**opts, "decoders": {k: d.get(k) or {} for k in ("gru", "transformer")}}
 
 
@@ -126,6 +150,12 @@ def main() -> None:
     ap.add_argument("--baselines", action="store_true", help="also GRU, Wiener and Kalman")
     ap.add_argument("--lag-s", type=float, help="fixed lag for every decoder (s)")
     ap.add_argument(
+        "--between-trials",
+        choices=["config", "yes", "no"],
+        default="config",
+        help="train on the bins between trials (default: as the config says)",
+    )
+    ap.add_argument(
         "--inner-folds", type=int, default=1, help="k > 1: k-fold over the training trials"
     )
     ap.add_argument(
@@ -138,7 +168,10 @@ def main() -> None:
     torch.set_num_threads(1)
     session, opts = load(args.session, args.index)
     n_folds = 5 if args.session == "ca1" else 3
-    data = decoding_data(session, features=opts["features"], n_folds=n_folds)
+    between = {"yes": True, "no": False}.get(args.between_trials, opts["between_trials"])
+    data = decoding_data(
+        session, features=opts["features"], n_folds=n_folds, between_trials=between
+    )
     bin_s = data.bin_size
     n_history = max(1, round(opts["history_s"] / bin_s))
     fold = assign_folds(data.group, n_folds, 0, contiguous=data.grouping == "block")
@@ -166,7 +199,8 @@ def main() -> None:
         t0 = time.perf_counter()
         scores, ensemble, epochs = [], [], []
         for val_ids in splits:
-            inner_val = outer_train & np.isin(data.group, val_ids)
+            inner_val = outer_train & np.isin(data.group, val_ids)  # with the bins after
+            scored = inner_val & data.scored  # ... but scored inside trials only
             inner_fold = np.where(outer_train, np.where(inner_val, 0, 1), -1)
             inner_train = train_mask(inner_fold, 0, n_history) & outer_train
             y_train = np.where(inner_train[:, None], data.y, np.nan)
@@ -184,10 +218,10 @@ def main() -> None:
                     fit = {"groups": groups}
                 est.fit(X, y_train, **fit)
                 preds.append(est.predict(X))
-                scores.append(regression_scores(data.y[inner_val], preds[-1][inner_val])["r2"])
+                scores.append(regression_scores(data.y[scored], preds[-1][scored])["r2"])
                 epochs.append(len(est.history_.train_loss) if hasattr(est, "history_") else 0)
             mean = np.mean(preds, 0)
-            ensemble.append(regression_scores(data.y[inner_val], mean[inner_val])["r2"])
+            ensemble.append(regression_scores(data.y[scored], mean[scored])["r2"])
         r2 = np.mean(scores, 0)
         seeds = f" average of {len(preds)} seeds {np.mean(ensemble):.3f}" if len(preds) > 1 else ""
         print(

@@ -9,7 +9,13 @@ import xarray as xr
 
 from helpers import CA1_OPTIONS, REAL_CA1
 from neuroseq.decoding import GRUDecoder, KalmanFilterDecoder, TransformerDecoder, WienerFilter
-from neuroseq.decoding.data import assign_folds, history, lagged, train_mask
+from neuroseq.decoding.data import (
+    assign_folds,
+    history,
+    lagged,
+    train_mask,
+    with_following_bins,
+)
 from neuroseq.decoding.evaluate import regression_scores, run_decoding
 from neuroseq.errors import InputError
 from neuroseq.io import ingest_file
@@ -87,6 +93,40 @@ def test_test_targets_never_reach_a_model():
         clean.prediction.values[:, test], dirty.prediction.values[:, test]
     )
     assert not np.allclose(clean.r2.sel(fold=0), dirty.r2.sel(fold=0))  # the scores did see it
+
+
+def test_bins_between_trials_join_the_trial_before_them():
+    trial = np.array([-1, -1, 0, 0, -1, 1, 1, -1, 2, -1, -1])
+    np.testing.assert_array_equal(with_following_bins(trial), [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+
+
+def test_bins_between_trials_train_when_asked_and_are_never_scored_nor_leak():
+    ds = synthetic_session(n_bins=3000, n_trials=20)
+    trial = ds.trial_index.values.copy()
+    trial[np.arange(trial.size) % 150 >= 120] = -1  # the last 30 bins of every 150: between
+    ds["trial_index"] = ("time", trial)
+    options = dict(n_folds=3, lags_s=[0.0], decoders=["wiener", "kalman"])
+    clean = run_decoding(ds, train_between_trials=True, **options)
+    np.testing.assert_array_equal(clean.time, ds.time[trial >= 0])  # scored: trials only
+    fold_of_trial = dict(zip(trial[trial >= 0], clean.test_fold.values, strict=True))
+    owner = np.array([fold_of_trial[t] for t in with_following_bins(trial)])  # fold per bin
+
+    def scramble(bins):
+        out = ds.copy(deep=True)
+        out["behavior"][bins] = np.random.default_rng(1).normal(0, 1e3, (bins.sum(), 2))
+        return out
+
+    test = clean.test_fold.values == 0
+    # fold 0's trials and the bins after them: its predictions must not move
+    dirty = run_decoding(scramble(owner == 0), train_between_trials=True, **options)
+    np.testing.assert_array_equal(clean.prediction[:, test], dirty.prediction[:, test])
+    # the bins between the other folds' trials train fold 0's decoders only when asked
+    between = (trial < 0) & (owner != 0)
+    dirty = run_decoding(scramble(between), train_between_trials=True, **options)
+    assert not np.allclose(clean.prediction[:, test], dirty.prediction[:, test])
+    off = run_decoding(ds, train_between_trials=False, **options)
+    dirty = run_decoding(scramble(between), train_between_trials=False, **options)
+    np.testing.assert_array_equal(off.prediction[:, test], dirty.prediction[:, test])
 
 
 def test_missing_behaviour_is_masked_from_training_and_scoring():

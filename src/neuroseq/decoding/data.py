@@ -21,7 +21,10 @@ class DecodingData:
     y : ndarray (n_bins, n_features), float64
         Behaviour; NaN where no valid sample exists (masked from training and scoring).
     group : ndarray (n_bins,), int
-        Cross-validation group of each bin (trial or block); -1 for bins never scored.
+        Cross-validation group of each bin (trial or block); -1 for bins in none. With
+        ``between_trials``, the bins after a trial (up to the next one) join it.
+    scored : ndarray (n_bins,), bool
+        Bins that are scored: those inside trials (every bin of a session without trials).
     time : ndarray (n_bins,)
     features : list of str
     bin_size : float
@@ -32,6 +35,7 @@ class DecodingData:
     X: np.ndarray
     y: np.ndarray
     group: np.ndarray
+    scored: np.ndarray
     time: np.ndarray
     features: list[str]
     bin_size: float
@@ -44,13 +48,18 @@ def decoding_data(
     features: list[str] | None = None,
     n_folds: int = 5,
     block_s: float = 30.0,
+    between_trials: bool = False,
     source: object = "session",
 ) -> DecodingData:
     """Collect inputs and targets and assign every bin to a cross-validation group.
 
-    Sessions with trials are split by trial (bins outside every trial are never scored;
-    their spikes still serve as the history of the bins that are). Sessions without
-    trials are cut into contiguous blocks of ``block_s`` seconds.
+    Sessions with trials are split by trial and scored on the bins inside trials. With
+    ``between_trials`` the bins after each trial, up to the next trial's start, join it
+    (those before the first trial join the first): they train the decoders when that
+    trial is a training trial and go wherever it goes, never scored. Without it they
+    are never trained on either; their spikes always serve as the history of the bins
+    around them. Sessions without trials are cut into contiguous blocks of ``block_s``
+    seconds, every bin scored.
     """
     if "unit" not in session.dims or session.sizes["unit"] == 0:
         raise InputError(source, "spike_counts", "a session with units", "no units")
@@ -69,14 +78,15 @@ def decoding_data(
         names = list(features)
     X = session.spike_counts.values.astype(np.float32)
     y = session.behavior.sel(feature=names).values.astype(np.float64)
-    trial = session.trial_index.values
+    trial = session.trial_index.values.astype(np.int64)
     if (trial >= 0).any():
-        group, grouping = trial.astype(np.int64), "trial"
+        grouping, scored = "trial", trial >= 0
+        group = with_following_bins(trial) if between_trials else trial
     else:
         per_block = max(1, round(block_s / float(session.attrs["bin_size_s"])))
         group, grouping = np.arange(len(X)) // per_block, "block"
-    scored = (group >= 0) & np.isfinite(y).any(1)
-    n_groups = np.unique(group[scored]).size
+        scored = np.ones(len(X), dtype=bool)
+    n_groups = np.unique(group[scored & np.isfinite(y).any(1)]).size
     if n_groups < n_folds:
         raise InputError(
             source,
@@ -85,8 +95,27 @@ def decoding_data(
             f"{n_groups}",
         )
     return DecodingData(
-        X, y, group, session.time.values, names, float(session.attrs["bin_size_s"]), grouping
+        X,
+        y,
+        group,
+        scored,
+        session.time.values,
+        names,
+        float(session.attrs["bin_size_s"]),
+        grouping,
     )
+
+
+def with_following_bins(trial: np.ndarray) -> np.ndarray:
+    """Trial of every bin, the bins after a trial (up to the next) taken into it.
+
+    ``trial`` is -1 outside trials; bins before the first trial join the first one.
+    """
+    inside = np.flatnonzero(trial >= 0)
+    last_inside = np.maximum.accumulate(np.where(trial >= 0, np.arange(trial.size), 0))
+    out = trial[last_inside]
+    out[: inside[0]] = trial[inside[0]]
+    return out
 
 
 def assign_folds(

@@ -1,10 +1,11 @@
 """Cross-validated decoding of one session: session.nc -> decoding.nc.
 
 Every decoder sees identical folds. Folds hold whole trials (or, without trials,
-contiguous blocks); training bins within the history length of a test bin are dropped
-(the gap), and the lag between activity and behaviour is chosen on the training folds
-only. Test targets never reach a model: each fit receives the targets with every
-non-training bin set to NaN.
+contiguous blocks); with ``train_between_trials`` each trial takes the bins after it up
+to the next, which train but are never scored. Training bins within the history length
+of a test bin are dropped (the gap), and the lag between activity and behaviour is
+chosen on the training folds only. Test targets never reach a model: each fit receives
+the targets with every non-training bin set to NaN.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def run_decoding(
     history_s: float = 0.2,
     lags_s: Sequence[float] = (0.0, 0.05, 0.1, 0.15, 0.2),
     block_s: float = 30.0,
+    train_between_trials: bool = False,
     seed: int = 0,
     categorical: Sequence[str] | None = None,
     n_permutations: int = 100,
@@ -125,6 +127,9 @@ def run_decoding(
         training data (see `lag_history`).
     block_s : float
         Block length of sessions without trials (s).
+    train_between_trials : bool
+        Train on the bins between trials too: each joins the trial before it, and with it
+        its fold (see `decoding_data`); only bins inside trials are scored.
     seed : int
     categorical : sequence of str, optional
         Trial variables to classify from trial population vectors (balanced accuracy with
@@ -151,6 +156,7 @@ def run_decoding(
         features=list(features or []) or None,
         n_folds=n_folds,
         block_s=block_s,
+        between_trials=train_between_trials,
         source=source,
     )
     bin_s = data.bin_size
@@ -162,7 +168,7 @@ def run_decoding(
         raise InputError(
             source, "trials", "trials for categorical targets (decoding.categorical)", "none"
         )
-    scored = np.flatnonzero(fold >= 0)
+    scored = np.flatnonzero((fold >= 0) & data.scored)
     log.info(
         "%s: %d bins x %d units -> %s; %d folds by %s (%d %ss scored), decoders %s",
         source,
@@ -188,7 +194,7 @@ def run_decoding(
     chosen = np.zeros((len(decoders), n_folds))
     for k in range(n_folds):
         train = train_mask(fold, k, gap=n_history)
-        test = fold == k
+        test = (fold == k) & data.scored
         y_train = np.where(train[:, None], data.y, np.nan)
         lag_of = {
             h: choose_lag(data.X, y_train, lags, h)
@@ -225,8 +231,9 @@ def run_decoding(
                             "features": data.features,
                             "bin_size_s": bin_s,
                             "inputs": "spike_counts shifted by lag_bins (neuroseq.decoding."
-                            "data.lagged); trained on the bins of decoding.nc test_fold "
-                            "!= fold, minus n_history_bins around the test bins",
+                            "data.lagged); trained on the other folds' trials (with "
+                            "train_between_trials, also the bins after each up to the next "
+                            "trial), minus n_history_bins around this fold's",
                         },
                     )
             else:
@@ -254,7 +261,7 @@ def run_decoding(
         trial_fold[np.searchsorted(trials, data.group[in_fold])] = fold[in_fold]
         result = classify_trials(
             data.X,
-            data.group,
+            np.where(data.scored, data.group, -1),  # each trial's own bins
             trials,
             session[name].values,
             trial_fold,
@@ -415,7 +422,7 @@ def ceiling_r2(session: xr.Dataset, data, fold: np.ndarray, n_folds: int) -> np.
         train = (fold >= 0) & (fold != k) & np.isfinite(data.y).all(1)
         model = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(Z[train], data.y[train])
         pred[fold == k] = model.predict(Z[fold == k])
-    scored = fold >= 0
+    scored = (fold >= 0) & data.scored
     return regression_scores(data.y[scored], pred[scored])["r2"]
 
 

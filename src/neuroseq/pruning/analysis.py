@@ -1,7 +1,8 @@
 """Lottery tickets of the decoders of one session: session.nc -> pruning.nc.
 
 The folds are the decoders' (:mod:`neuroseq.decoding.evaluate`): whole trials (or
-contiguous blocks) are held out, training bins within the history length of a test bin
+contiguous blocks) are held out, with the bins after each trial up to the next (which
+train but are never scored), training bins within the history length of a test bin
 are dropped, and the lag of behaviour after activity is chosen on the training folds.
 In every held-out fold, each decoder is pruned iteratively (:func:`find_tickets`) from
 several seeds, and every round's network is scored by its held-out R2.
@@ -51,6 +52,7 @@ def run_pruning(
     history_s: float = 0.2,
     lags_s: Sequence[float] = (0.0, 0.05, 0.1, 0.15, 0.2),
     block_s: float = 30.0,
+    train_between_trials: bool = False,
     val_fraction: float = 0.15,
     n_rounds: int = 5,
     rate: float = 0.2,
@@ -74,7 +76,7 @@ def run_pruning(
         ``mlp``: a ReLU network on the lagged spike history of every unit (``history_s``),
         one bin at a time; ``transformer``: the transformer decoder of
         :mod:`neuroseq.decoding` (its architecture and training loop).
-    features, n_folds, history_s, lags_s, block_s : as in
+    features, n_folds, history_s, lags_s, block_s, train_between_trials : as in
         :func:`neuroseq.decoding.evaluate.run_decoding` (same folds, gap and lag choice).
     test_folds : int, optional
         Hold out only the first ``test_folds`` of the ``n_folds`` folds (default: all).
@@ -117,6 +119,7 @@ def run_pruning(
         features=list(features or []) or None,
         n_folds=n_folds,
         block_s=block_s,
+        between_trials=train_between_trials,
         source=source,
     )
     bin_s = data.bin_size
@@ -137,7 +140,7 @@ def run_pruning(
     )
     for f, k in enumerate(held_out):
         train = train_mask(fold, k, gap=n_history)
-        test = (fold == k) & np.isfinite(data.y).any(1)
+        test = (fold == k) & data.scored & np.isfinite(data.y).any(1)
         y_train = np.where(train[:, None], data.y, np.nan)
         # Both decoders read a history, so the lag is the one a Wiener filter of that
         # history prefers (neuroseq.decoding.evaluate.lag_history), not the true lag.
