@@ -109,8 +109,11 @@ def test_lint_passes():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_dry_run_of_the_demo_plans_every_step():
-    proc = snakemake("-n", "--quiet", "rules")
+def test_dry_run_of_the_demo_plans_every_step(tmp_path):
+    # The demo config in a fresh directory: results of an earlier `make run` in the
+    # checkout would leave nothing to plan.
+    write_config(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    proc = snakemake("-n", "--quiet", "rules", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     # Everything after ingest is planned once ingest says what each session holds (or
     # that it failed): a dry run from scratch shows the steps up to the checkpoint.
